@@ -1,0 +1,292 @@
+"""Write path: events -> SQL (truth) -> online segmentation into episodes -> vectors.
+
+No LLM is called here. Order of work for one ``add``:
+  1. drop events whose client id is already stored (idempotent retries), embed the new turns;
+  2. one SQL transaction: events, their turn units, new/extended episode units, provenance rows, all
+     with ``index_state=pending``;
+  3. upsert vectors, then mark the units ``indexed``.
+A crash between 2 and 3 leaves ``pending`` units that ``reindex_pending`` (run on open and by
+reconcile) indexes again, so an acknowledged write is never lost and is searchable on return.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from memsvc._types import Level
+from memsvc.embedders import Embedder
+from memsvc.exceptions import InvalidInputError
+from memsvc.models import ChatEvent
+from memsvc.segmenters import SegmentItem, Segmenter
+from memsvc.stores import Scope, VectorPoint, VectorStore, normalize_rows
+from memsvc.stores.sql import SQLRecordStore
+from memsvc.stores.sql_schema import EventRow, UnitRow, UnitSourceRow
+from memsvc.tokens import count_tokens
+
+__all__ = ["Ingestor", "turn_text"]
+
+
+def turn_text(role: str | None, name: str | None, text: str) -> str:
+    """How a turn reads inside a memory unit: ``"Caroline: I went ..."``."""
+    who = name or role or "user"
+    return f"{who}: {text}"
+
+
+@dataclass
+class _Open:
+    """An open episode in memory: its unit, member ids and their vectors/items."""
+
+    unit_id: str
+    event_ids: list[str] = field(default_factory=list)
+    items: list[SegmentItem] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+
+def _posix(ts: datetime) -> float:
+    return ts.timestamp()
+
+
+class Ingestor:
+    """Turns validated events into stored, indexed memory units."""
+
+    def __init__(
+        self,
+        sql: SQLRecordStore,
+        vectors: VectorStore,
+        embedder: Embedder,
+        segmenter: Segmenter,
+    ) -> None:
+        self.sql = sql
+        self.vectors = vectors
+        self.embedder = embedder
+        self.segmenter = segmenter
+        self._open: dict[tuple[str, str, str], _Open] = {}
+        self._locks: dict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+        self._guard = threading.Lock()
+
+    def _lock(self, scope: Scope) -> threading.Lock:
+        with self._guard:
+            return self._locks[(scope.tenant, scope.user)]
+
+    # -- public --------------------------------------------------------------------------------------
+    def add_chat(self, tenant: str, events: Sequence[ChatEvent]) -> list[str]:
+        """Store chat events (all of one user); returns their ids in order (existing ids for
+        client ids already stored)."""
+        if not events:
+            return []
+        users = {e.user_id for e in events}
+        if len(users) != 1:
+            raise InvalidInputError("add_chat takes events of one user; group them by user")
+        for e in events:
+            try:
+                json.dumps(e.metadata)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(f"metadata is not JSON-serialisable: {exc}") from exc
+        scope = Scope(tenant, events[0].user_id)
+        with self._lock(scope):
+            return self._add_locked(scope, events)
+
+    def _add_locked(self, scope: Scope, events: Sequence[ChatEvent]) -> list[str]:
+        cids = [e.client_id for e in events if e.client_id]
+        known = self.sql.client_ids(scope, cids) if cids else {}
+        ids: list[str] = []
+        fresh: list[tuple[str, ChatEvent]] = []
+        batch_cids: dict[str, str] = {}
+        for e in events:
+            if e.client_id and e.client_id in known:
+                ids.append(known[e.client_id])
+                continue
+            if e.client_id and e.client_id in batch_cids:
+                ids.append(batch_cids[e.client_id])
+                continue
+            eid = str(uuid.uuid4())
+            if e.client_id:
+                batch_cids[e.client_id] = eid
+            ids.append(eid)
+            fresh.append((eid, e))
+        if not fresh:
+            return ids
+        texts = [turn_text(e.role, e.name, e.text) for _, e in fresh]
+        vecs = self.embedder.embed(texts)
+        seq0 = self.sql.max_seq(scope)
+        producer = {"embedder": self.embedder.name, "embedder_version": self.embedder.version}
+        ev_rows, unit_rows, src_rows, points = [], [], [], []
+        for k, ((eid, e), text, vec) in enumerate(zip(fresh, texts, vecs, strict=True)):
+            ts = e.timestamp or datetime.now(UTC)
+            ev_rows.append(
+                EventRow(
+                    id=eid, tenant_id=scope.tenant, user_id=scope.user, kind="turn", session_id=e.session_id,
+                    stream_id=None, seq=seq0 + k + 1, role=e.role, name=e.name, text=e.text, ts=ts,
+                    client_id=e.client_id, meta=dict(e.metadata),
+                )
+            )
+            unit_rows.append(
+                UnitRow(
+                    id=eid, tenant_id=scope.tenant, user_id=scope.user, level=Level.TURN.value,
+                    session_id=e.session_id, text=text, start_ts=ts, end_ts=ts, status="closed",
+                    index_state="pending", token_count=count_tokens(text), segmenter=None, meta={},
+                    **producer,
+                )
+            )
+            src_rows.append(UnitSourceRow(unit_id=eid, event_id=eid, position=0))
+            points.append(
+                VectorPoint(id=eid, vector=vec, tenant=scope.tenant, user=scope.user, level=Level.TURN.value,
+                            start=_posix(ts), end=_posix(ts), session=e.session_id)
+            )
+        ep_units, ep_sources, ep_points, replaced = self._segment(scope, fresh, texts, vecs, [r.ts for r in ev_rows], producer)
+        self.sql.write(
+            events=ev_rows, units=unit_rows + ep_units, sources=src_rows + ep_sources, replace_sources_of=replaced
+        )
+        self.vectors.upsert(points + ep_points)
+        self.sql.set_index_state([p.id for p in points + ep_points], "indexed")
+        return ids
+
+    # -- segmentation ----------------------------------------------------------------------------------
+    def _load_open(self, scope: Scope, session: str) -> _Open | None:
+        key = (scope.tenant, scope.user, session)
+        if key in self._open:
+            return self._open[key]
+        rows = [u for u in self.sql.open_episodes(scope) if (u.session_id or "") == session]
+        if not rows:
+            return None
+        unit = rows[0]
+        eids = self.sql.sources([unit.id]).get(unit.id, [])
+        evs = self.sql.events(scope, eids)
+        vecs = self.vectors.fetch(eids)
+        missing = [i for i in eids if i not in vecs]
+        if missing:  # index lost them: re-embed from SQL text (the truth)
+            got = self.embedder.embed([turn_text(evs[i].role, evs[i].name, evs[i].text or "") for i in missing])
+            vecs.update(dict(zip(missing, got, strict=True)))
+        op = _Open(unit_id=unit.id)
+        for i in eids:
+            if i not in evs:
+                continue
+            e = evs[i]
+            op.event_ids.append(i)
+            op.texts.append(turn_text(e.role, e.name, e.text or ""))
+            op.items.append(SegmentItem(embedding=vecs[i], timestamp=e.ts, text=e.text or "", speaker=e.name or e.role))
+        self._open[key] = op
+        return op
+
+    def _segment(
+        self,
+        scope: Scope,
+        fresh: Sequence[tuple[str, ChatEvent]],
+        texts: Sequence[str],
+        vecs: np.ndarray,
+        ev_rows_ts: Sequence[datetime],
+        producer: dict[str, str],
+    ) -> tuple[list[UnitRow], list[UnitSourceRow], list[VectorPoint], list[str]]:
+        by_session: dict[str, list[int]] = defaultdict(list)
+        for k, (_, e) in enumerate(fresh):
+            by_session[e.session_id or ""].append(k)
+        units: list[UnitRow] = []
+        sources: list[UnitSourceRow] = []
+        points: list[VectorPoint] = []
+        replaced: list[str] = []
+        for session, idxs in by_session.items():
+            op = self._load_open(scope, session) or _Open(unit_id=str(uuid.uuid4()))
+            ids = op.event_ids + [fresh[k][0] for k in idxs]
+            all_texts = op.texts + [texts[k] for k in idxs]
+            items = op.items + [
+                SegmentItem(embedding=vecs[k], timestamp=ev_rows_ts[k], text=fresh[k][1].text,
+                            speaker=fresh[k][1].name or fresh[k][1].role)
+                for k in idxs
+            ]
+            sizes = self.segmenter.split(items, final=False)
+            start = 0
+            unit_id = op.unit_id
+            for size in [*sizes, len(items) - sum(sizes)]:
+                if size == 0:
+                    continue
+                closed = start + size <= sum(sizes)
+                seg = slice(start, start + size)
+                u, s, p = self._episode_rows(
+                    scope, session or None, unit_id, ids[seg], all_texts[seg], items[seg], closed, producer
+                )
+                units.append(u)
+                sources += s
+                points.append(p)
+                replaced.append(unit_id)
+                start += size
+                unit_id = str(uuid.uuid4())
+            rest = len(items) - sum(sizes)
+            key = (scope.tenant, scope.user, session)
+            if rest:
+                tail = slice(len(items) - rest, len(items))
+                self._open[key] = _Open(units[-1].id, ids[tail], items[tail], all_texts[tail])
+            else:
+                self._open.pop(key, None)
+        return units, sources, points, replaced
+
+    def _episode_rows(
+        self,
+        scope: Scope,
+        session: str | None,
+        unit_id: str,
+        event_ids: Sequence[str],
+        texts: Sequence[str],
+        items: Sequence[SegmentItem],
+        closed: bool,
+        producer: dict[str, str],
+    ) -> tuple[UnitRow, list[UnitSourceRow], VectorPoint]:
+        text = "\n".join(texts)
+        start, end = min(i.timestamp for i in items), max(i.timestamp for i in items)
+        centroid = normalize_rows(np.mean(np.stack([i.embedding for i in items]), axis=0))[0]
+        unit = UnitRow(
+            id=unit_id, tenant_id=scope.tenant, user_id=scope.user, level=Level.EPISODE.value, session_id=session,
+            text=text, start_ts=start, end_ts=end, status="closed" if closed else "open", index_state="pending",
+            token_count=count_tokens(text), segmenter=getattr(self.segmenter, "name", type(self.segmenter).__name__),
+            meta={"turns": len(items), "vector": "centroid"}, **producer,
+        )
+        srcs = [UnitSourceRow(unit_id=unit_id, event_id=e, position=i) for i, e in enumerate(event_ids)]
+        point = VectorPoint(id=unit_id, vector=centroid, tenant=scope.tenant, user=scope.user,
+                            level=Level.EPISODE.value, start=_posix(start), end=_posix(end), session=session)
+        return unit, srcs, point
+
+    def forget_cache(self, scope: Scope | None = None) -> None:
+        """Drop cached open-episode state (after deletes), for one user or all."""
+        if scope is None:
+            self._open.clear()
+            return
+        for key in [k for k in self._open if k[:2] == (scope.tenant, scope.user)]:
+            del self._open[key]
+
+    # -- repair ----------------------------------------------------------------------------------------
+    def reindex(self, units: Sequence[UnitRow]) -> int:
+        """(Re)index units from their SQL text: turns are re-embedded, episodes get the centroid of
+        their turns. Returns how many were indexed."""
+        if not units:
+            return 0
+        turns = [u for u in units if u.level != Level.EPISODE.value]
+        episodes = [u for u in units if u.level == Level.EPISODE.value]
+        points: list[VectorPoint] = []
+        if turns:
+            vecs = self.embedder.embed([u.text for u in turns])
+            points += [self._point(u, v) for u, v in zip(turns, vecs, strict=True)]
+            self.vectors.upsert(points)
+        if episodes:
+            srcs = self.sql.sources([u.id for u in episodes])
+            members = {e for ids in srcs.values() for e in ids}
+            have = self.vectors.fetch(sorted(members))
+            for u in episodes:
+                vs = [have[e] for e in srcs.get(u.id, []) if e in have]
+                if not vs:  # member turns not indexed yet: embed the episode text itself
+                    vs = [self.embedder.embed([u.text])[0]]
+                points.append(self._point(u, normalize_rows(np.mean(np.stack(vs), axis=0))[0]))
+            self.vectors.upsert(points[len(turns) :])
+        self.sql.set_index_state([p.id for p in points], "indexed")
+        return len(points)
+
+    @staticmethod
+    def _point(u: UnitRow, vec: np.ndarray) -> VectorPoint:
+        return VectorPoint(id=u.id, vector=vec, tenant=u.tenant_id, user=u.user_id, level=u.level,
+                           start=_posix(u.start_ts), end=_posix(u.end_ts), session=u.session_id, stream=u.stream_id)

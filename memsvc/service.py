@@ -1,0 +1,289 @@
+"""MemoryService: the synchronous core behind ``Memory``, ``AsyncMemory``, the CLI and workers.
+
+It owns the components built from ``Settings`` (SQL store, vector store, embedder, segmenter) and
+implements ingest, search/context, get/history and cascading deletes for one tenant.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from memsvc._types import Level
+from memsvc.config import Settings
+from memsvc.embedders import EMBEDDERS, Embedder
+from memsvc.exceptions import IndexMismatchError, InvalidInputError, RecordNotFound
+from memsvc.models import ChatEvent, Hit, MemoryRecord, VideoEvent
+from memsvc.pipeline import Ingestor, turn_text
+from memsvc.retrieval.dense import DenseRetriever
+from memsvc.retrieval.packing import format_context, pack
+from memsvc.segmenters import SEGMENTERS, Segmenter
+from memsvc.stores import VECTOR_STORES, Scope, VectorFilter, VectorStore
+from memsvc.stores.sql import SQLRecordStore
+from memsvc.stores.sql_schema import EventRow, UnitRow
+from memsvc.validation import check_id, check_text, check_time_range
+
+__all__ = ["MemoryService"]
+
+
+def _vector_options(settings: Settings, dim: int) -> dict[str, Any]:
+    v = settings.vector
+    opts: dict[str, Any] = {"dim": dim}
+    if v.backend == "qdrant-edge":
+        opts.update(path=str(settings.vector_path), quantization=v.quantization, hnsw_threshold=v.hnsw_threshold)
+    elif v.backend == "qdrant":
+        opts.update(collection=v.collection, quantization=v.quantization)
+        opts.update({"url": v.url} if v.url else {"path": str(settings.data_dir / "qdrant-local")})
+    opts.update(v.options)
+    return opts
+
+
+class MemoryService:
+    """All memory operations for one tenant; thread-safe."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tenant: str | None = None,
+        *,
+        embedder: Embedder | None = None,
+        vectors: VectorStore | None = None,
+        segmenter: Segmenter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tenant = check_id(tenant or settings.tenant, "tenant")  # type: ignore[assignment]
+        if settings.profile == "embedded":
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.embedder = embedder or EMBEDDERS.create(settings.embedder.backend, **settings.embedder.options)
+        self.sql = SQLRecordStore(settings.sql_url, auto_migrate=settings.auto_migrate)
+        try:
+            self._check_meta()
+            self.vectors = vectors or VECTOR_STORES.create(
+                settings.vector.backend, **_vector_options(settings, self.embedder.dim)
+            )
+        except BaseException:
+            self.sql.close()
+            raise
+        self.segmenter = segmenter or SEGMENTERS.create(settings.segmenter.backend, **settings.segmenter.options)
+        self.ingestor = Ingestor(self.sql, self.vectors, self.embedder, self.segmenter)
+        self.retriever = DenseRetriever(self.sql, self.vectors, self.embedder, settings.retrieval.candidates)
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self.repair()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def _check_meta(self) -> None:
+        want = {"embedder": self.embedder.name, "embedder_version": self.embedder.version,
+                "dim": str(self.embedder.dim)}
+        have = self.sql.meta()
+        clash = {k: (have[k], v) for k, v in want.items() if k in have and have[k] != v}
+        if clash:
+            raise IndexMismatchError(
+                f"this store was indexed with {have.get('embedder')} (dim {have.get('dim')}); the configured "
+                f"embedder is {self.embedder.name} (dim {self.embedder.dim}). Re-index it with "
+                "`memsvc doctor --reindex` or configure the original embedder."
+            )
+        if not have:
+            self.sql.set_meta(want)
+
+    def repair(self) -> int:
+        """Index units left ``pending``/``stale`` (a crash between the SQL and vector writes)."""
+        total = 0
+        while True:
+            rows = self.sql.unit_ids_by_state(["pending", "stale"], limit=2_000)
+            if not rows:
+                return total
+            total += self.ingestor.reindex(rows)
+
+    def close(self) -> None:
+        """Flush and release files and connections (idempotent)."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self.vectors.flush()
+                self.vectors.close()
+            finally:
+                self.sql.close()
+
+    def scope(self, user_id: Any) -> Scope:
+        return Scope(self.tenant, check_id(user_id, "user_id"))  # type: ignore[arg-type]
+
+    # -- writes ------------------------------------------------------------------------------------
+    def add_chat(self, events: Sequence[ChatEvent]) -> list[str]:
+        """Store chat events (any users, order kept); returns their ids in input order."""
+        by_user: dict[str, list[int]] = {}
+        for i, e in enumerate(events):
+            by_user.setdefault(e.user_id, []).append(i)
+        out: list[str] = [""] * len(events)
+        for idxs in by_user.values():
+            ids = self.ingestor.add_chat(self.tenant, [events[i] for i in idxs])
+            for i, eid in zip(idxs, ids, strict=True):
+                out[i] = eid
+        return out
+
+    def add_video(self, events: Sequence[VideoEvent]) -> list[str]:
+        from memsvc.video import VideoIngestor
+
+        return VideoIngestor(self).add(events)
+
+    # -- reads -------------------------------------------------------------------------------------
+    def search(
+        self,
+        query: Any,
+        user_id: Any,
+        limit: int | None = None,
+        budget_tokens: int | None = None,
+        time_range: Any = None,
+        levels: Sequence[str] | None = None,
+        session_id: str | None = None,
+        stream_id: str | None = None,
+        query_time: datetime | None = None,
+    ) -> list[Hit]:
+        """Ranked hits; with ``budget_tokens`` exactly the hits ``context`` packs, in that order."""
+        del query_time  # used by the temporal ranker (retrieval issue); accepted now for a stable API
+        scope = self.scope(user_id)
+        q = check_text(query, "query", self.settings.limits, self.settings.limits.max_query_chars)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise InvalidInputError("limit must be a positive integer")
+        if budget_tokens is not None and (
+            isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int) or budget_tokens < 1
+        ):
+            raise InvalidInputError("budget_tokens must be a positive integer")
+        tr = check_time_range(time_range)
+        if levels is not None:
+            bad = set(levels) - {lv.value for lv in Level}
+            if bad:
+                raise InvalidInputError(f"unknown levels {sorted(bad)}")
+        flt = VectorFilter(
+            levels=tuple(levels) if levels else None,
+            session=check_id(session_id, "session_id", optional=True),
+            stream=check_id(stream_id, "stream_id", optional=True),
+            time_from=tr[0].timestamp() if tr and tr[0] else None,
+            time_to=tr[1].timestamp() if tr and tr[1] else None,
+        )
+        hits = self.retriever.retrieve(scope, q, flt)
+        if budget_tokens is None:
+            return pack(hits, 10**9, self.settings.retrieval.separator, limit or self.settings.retrieval.default_limit)
+        return pack(hits, budget_tokens, self.settings.retrieval.separator, limit)
+
+    def context(self, query: Any, user_id: Any, budget_tokens: int = 1000, **kwargs: Any) -> str:
+        """Prompt text built from exactly ``search(query, budget_tokens=...)``'s hits, in order."""
+        hits = self.search(query, user_id, budget_tokens=budget_tokens, **kwargs)
+        return format_context(hits, self.settings.retrieval.separator)
+
+    def get(self, memory_id: Any, user_id: Any) -> MemoryRecord:
+        """A unit (turn, episode, ...) or event by id, within the user's scope."""
+        scope = self.scope(user_id)
+        mid = check_id(memory_id, "memory_id")
+        units = self.sql.units(scope, [mid])  # type: ignore[list-item]
+        if mid in units:
+            u = units[mid]
+            return _unit_record(u, self.sql.sources([u.id]).get(u.id, []))
+        evs = self.sql.events(scope, [mid])  # type: ignore[list-item]
+        if mid in evs:
+            return _event_record(evs[mid])
+        raise RecordNotFound(f"no memory {mid!r} for user {scope.user!r}")
+
+    def history(
+        self, user_id: Any, session_id: str | None = None, stream_id: str | None = None,
+        limit: int = 100, offset: int = 0,
+    ) -> list[MemoryRecord]:
+        """Events in arrival order (paginated)."""
+        scope = self.scope(user_id)
+        if not isinstance(limit, int) or not isinstance(offset, int) or limit < 1 or offset < 0:
+            raise InvalidInputError("limit must be >= 1 and offset >= 0")
+        rows = self.sql.history(
+            scope, check_id(session_id, "session_id", optional=True), check_id(stream_id, "stream_id", optional=True),
+            min(limit, 10_000), offset,
+        )
+        return [_event_record(e) for e in rows]
+
+    # -- deletes -----------------------------------------------------------------------------------
+    def delete(self, memory_id: Any, user_id: Any) -> int:
+        """Delete an event or a unit and everything derived from it. Episodes that contained a
+        deleted event are rebuilt from their remaining events. Returns units removed."""
+        scope = self.scope(user_id)
+        mid = check_id(memory_id, "memory_id")
+        units = self.sql.units(scope, [mid], live_only=False)  # type: ignore[list-item]
+        events = self.sql.events(scope, [mid])  # type: ignore[list-item]
+        if not units and not events:
+            raise RecordNotFound(f"no memory {mid!r} for user {scope.user!r}")
+        with self.ingestor._lock(scope):
+            doomed_events: list[str] = []
+            if mid in events:
+                doomed_events.append(mid)  # type: ignore[arg-type]
+            if mid in units and units[mid].level == Level.TURN.value:
+                doomed_events += [e for e in self.sql.sources([mid]).get(mid, []) if e not in doomed_events]
+            affected = self.sql.units_of_events(doomed_events) if doomed_events else set()
+            direct = {mid} if mid in units else set()
+            # turn units die with their event; containers (episodes) are rebuilt; derived units die.
+            affected_rows = self.sql.units(scope, sorted(affected), live_only=False)
+            rebuild = {u for u, r in affected_rows.items() if r.level == Level.EPISODE.value and u not in direct}
+            dead = self.sql.descendants((affected - rebuild) | direct)
+            dead |= self.sql.descendants(rebuild) - rebuild
+            # SQL first: once the truth is gone a crash can only leave orphan vectors, which search
+            # ignores (hydration drops ids SQL does not know) and reconcile removes.
+            self.sql.delete_units(sorted(dead))
+            self.sql.delete_events(scope, doomed_events)
+            self.vectors.delete(sorted(dead))
+            self._rebuild_episodes(scope, sorted(rebuild))
+            self.ingestor.forget_cache(scope)
+        return len(dead)
+
+    def _rebuild_episodes(self, scope: Scope, ids: Sequence[str]) -> None:
+        rows = self.sql.units(scope, ids)
+        srcs = self.sql.sources(ids)
+        empty, changed = [], []
+        for uid, u in rows.items():
+            eids = srcs.get(uid, [])
+            evs = self.sql.events(scope, eids)
+            if not evs:
+                empty.append(uid)
+                continue
+            ordered = sorted(evs.values(), key=lambda e: e.seq)
+            u.text = "\n".join(turn_text(e.role, e.name, e.text or "") for e in ordered)
+            u.start_ts, u.end_ts = ordered[0].ts, ordered[-1].ts
+            u.index_state = "stale"
+            changed.append(u)
+        self.sql.delete_units(empty)
+        self.vectors.delete(empty)
+        if changed:
+            self.sql.write(units=changed)
+            self.ingestor.reindex(changed)
+
+    def delete_user(self, user_id: Any) -> int:
+        """Remove every event, unit and vector of a user. Returns units removed."""
+        scope = self.scope(user_id)
+        with self.ingestor._lock(scope):
+            n = self.sql.delete_scope(scope)
+            self.vectors.delete_scope(scope)
+            self.ingestor.forget_cache(scope)
+        return n
+
+    def stats(self, user_id: Any | None = None) -> dict[str, int]:
+        """Counts of events, units per level and vectors (one user or the whole tenant store)."""
+        scope = self.scope(user_id) if user_id is not None else None
+        out = self.sql.count(scope)
+        out["vectors"] = self.vectors.count(scope)
+        return out
+
+
+def _unit_record(u: UnitRow, sources: list[str]) -> MemoryRecord:
+    return MemoryRecord(
+        id=u.id, kind=u.level, text=u.text, user_id=u.user_id, start_time=u.start_ts, end_time=u.end_ts,
+        session_id=u.session_id, stream_id=u.stream_id, source_ids=sources, metadata=dict(u.meta or {}),
+        producer={k: v for k, v in (("embedder", u.embedder), ("embedder_version", u.embedder_version),
+                                    ("compressor", u.compressor), ("segmenter", u.segmenter)) if v},
+    )
+
+
+def _event_record(e: EventRow) -> MemoryRecord:
+    return MemoryRecord(
+        id=e.id, kind="event", text=e.text, user_id=e.user_id, start_time=e.ts, end_time=e.ts,
+        session_id=e.session_id, stream_id=e.stream_id, role=e.role, name=e.name, source_ids=[e.id],
+        metadata=dict(e.meta or {}),
+    )

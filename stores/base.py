@@ -1,0 +1,121 @@
+"""Storage contracts.
+
+    VectorStore --> InMemoryVectorStore (stores.memory)
+                --> QdrantEdgeVectorStore (stores.qdrant_edge, embedded default)
+                --> QdrantVectorStore (stores.qdrant, qdrant-client: server or local mode)
+    SQLRecordStore (stores.sql): the source of truth (SQLAlchemy; SQLite or PostgreSQL)
+
+A vector store is an index of the SQL truth and can be rebuilt from it. Every read is scoped to one
+tenant and one user (``Scope``); a store must never return a point of another scope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from memsvc._types import Vector
+
+__all__ = ["Scope", "VectorFilter", "VectorPoint", "VectorStore", "normalize_rows"]
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Tenant and user every query is restricted to."""
+
+    tenant: str
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class VectorPoint:
+    """A point to index. ``payload`` must hold ``tenant`` and ``user``; times are POSIX seconds."""
+
+    id: str
+    vector: Vector
+    tenant: str
+    user: str
+    level: str
+    start: float
+    end: float
+    session: str | None = None
+    stream: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def payload(self) -> dict[str, Any]:
+        """Payload as stored in the index."""
+        p: dict[str, Any] = {
+            "tenant": self.tenant,
+            "user": self.user,
+            "level": self.level,
+            "start": self.start,
+            "end": self.end,
+        }
+        if self.session is not None:
+            p["session"] = self.session
+        if self.stream is not None:
+            p["stream"] = self.stream
+        p.update(self.extra)
+        return p
+
+
+@dataclass(frozen=True, slots=True)
+class VectorFilter:
+    """Optional restrictions on top of the scope. Times are POSIX seconds; a unit matches a time
+    range when its [start, end] overlaps it."""
+
+    levels: tuple[str, ...] | None = None
+    session: str | None = None
+    stream: str | None = None
+    time_from: float | None = None
+    time_to: float | None = None
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """Dense vector index (cosine similarity on L2-normalised float32 vectors of size ``dim``)."""
+
+    dim: int
+
+    def upsert(self, points: Sequence[VectorPoint]) -> None:
+        """Insert or replace points by id. Vectors have shape (dim,)."""
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete points by id; unknown ids are ignored."""
+
+    def delete_scope(self, scope: Scope) -> None:
+        """Delete every point of one tenant and user."""
+
+    def search(
+        self, scope: Scope, vectors: np.ndarray, k: int, flt: VectorFilter | None = None
+    ) -> list[list[tuple[str, float]]]:
+        """For each query row of ``vectors`` (n, dim): up to ``k`` (id, cosine) pairs, best first,
+        only from ``scope``."""
+
+    def fetch(self, ids: Sequence[str]) -> dict[str, Vector]:
+        """Stored vectors of the ids that exist."""
+
+    def ids(self, scope: Scope | None = None) -> set[str]:
+        """Every point id (of one scope, or all): used by reconcile to find orphans."""
+
+    def count(self, scope: Scope | None = None) -> int:
+        """Number of points (of one scope, or all)."""
+
+    def flush(self) -> None:
+        """Make writes durable."""
+
+    def close(self) -> None:
+        """Release files and connections."""
+
+
+def normalize_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm, as float32 (zero rows stay zero)."""
+    v = np.asarray(vectors, dtype=np.float32)
+    if v.ndim == 1:
+        v = v[None, :]
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (v / norms).astype(np.float32, copy=False)

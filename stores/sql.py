@@ -1,0 +1,332 @@
+"""SQL record store (SQLAlchemy 2.x; SQLite or PostgreSQL): the source of truth.
+
+Every read and write takes a ``Scope`` (tenant, user) and filters by it. Driver errors are translated
+at this boundary into ``StoreError``/``StoreUnavailable``; SQLAlchemy exceptions never leave ``stores/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from memsvc.exceptions import StoreError, StoreUnavailable
+from memsvc.stores.base import Scope
+from memsvc.stores.sql_schema import EventRow, IndexMetaRow, UnitLinkRow, UnitRow, UnitSourceRow
+
+__all__ = ["SQLRecordStore", "migrate"]
+
+
+
+def _migrations_dir() -> Path:
+    import memsvc.migrations as m
+
+    return Path(m.__file__).resolve().parent
+
+
+def migrate(engine_or_url: Engine | str, revision: str = "head", down: bool = False) -> None:
+    """Run Alembic migrations up to ``revision`` (or down to it with ``down=True``)."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = create_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_migrations_dir()))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    with _mapped(), engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        if down:
+            command.downgrade(cfg, revision)
+        else:
+            command.upgrade(cfg, revision)
+
+
+@contextlib.contextmanager
+def _mapped() -> Iterator[None]:
+    try:
+        yield
+    except IntegrityError as exc:
+        raise StoreError(f"constraint violated: {exc.orig}") from exc
+    except OperationalError as exc:
+        raise StoreUnavailable(f"database unavailable: {exc.orig}") from exc
+    except SQLAlchemyError as exc:
+        raise StoreError(f"database error: {exc}") from exc
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def _chunks(seq: Sequence[str], n: int = 500) -> Iterator[Sequence[str]]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+class SQLRecordStore:
+    """Events, units and provenance in SQL."""
+
+    def __init__(self, url: str, auto_migrate: bool = True, echo: bool = False) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {"echo": echo}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+        try:
+            self.engine = create_engine(url, **kwargs)
+        except (SQLAlchemyError, ImportError) as exc:
+            raise StoreUnavailable(f"cannot open database {url!r}: {exc}") from exc
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if auto_migrate:
+            migrate(self.engine)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: committed on success, rolled back on any error."""
+        with _mapped(), self._sessions() as s, s.begin():
+            yield s
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- writes --------------------------------------------------------------------------------------
+    def write(
+        self,
+        events: Iterable[EventRow] = (),
+        units: Iterable[UnitRow] = (),
+        sources: Iterable[UnitSourceRow] = (),
+        links: Iterable[UnitLinkRow] = (),
+        replace_sources_of: Sequence[str] = (),
+    ) -> None:
+        """Insert/merge rows in one transaction (units by primary key; sources of the listed units
+        are replaced)."""
+        with self.session() as s:
+            s.add_all(list(events))
+            s.flush()
+            for u in units:
+                s.merge(u)
+            s.flush()
+            for chunk in _chunks(list(replace_sources_of)):
+                s.execute(delete(UnitSourceRow).where(UnitSourceRow.unit_id.in_(chunk)))
+            s.add_all(list(sources))
+            s.add_all(list(links))
+
+    def set_index_state(self, ids: Sequence[str], state: str) -> None:
+        with self.session() as s:
+            for chunk in _chunks(list(ids)):
+                s.execute(update(UnitRow).where(UnitRow.id.in_(chunk)).values(index_state=state))
+
+    # -- reads ---------------------------------------------------------------------------------------
+    def client_ids(self, scope: Scope, client_ids: Sequence[str]) -> dict[str, str]:
+        """Existing ``client_id -> event id`` for this scope."""
+        out: dict[str, str] = {}
+        with self.session() as s:
+            for chunk in _chunks(list(client_ids)):
+                q = select(EventRow.client_id, EventRow.id).where(
+                    EventRow.tenant_id == scope.tenant, EventRow.user_id == scope.user, EventRow.client_id.in_(chunk)
+                )
+                out.update({c: i for c, i in s.execute(q) if c is not None})
+        return out
+
+    def max_seq(self, scope: Scope) -> int:
+        with self.session() as s:
+            v = s.scalar(
+                select(func.max(EventRow.seq)).where(EventRow.tenant_id == scope.tenant, EventRow.user_id == scope.user)
+            )
+        return int(v) if v is not None else 0
+
+    def units(self, scope: Scope, ids: Sequence[str], live_only: bool = True) -> dict[str, UnitRow]:
+        out: dict[str, UnitRow] = {}
+        with self.session() as s:
+            for chunk in _chunks(list(ids)):
+                q = select(UnitRow).where(
+                    UnitRow.tenant_id == scope.tenant, UnitRow.user_id == scope.user, UnitRow.id.in_(chunk)
+                )
+                if live_only:
+                    q = q.where(UnitRow.deleted_at.is_(None))
+                out.update({u.id: u for u in s.scalars(q)})
+        return out
+
+    def sources(self, ids: Sequence[str]) -> dict[str, list[str]]:
+        """``unit id -> event ids`` in position order."""
+        out: dict[str, list[str]] = defaultdict(list)
+        with self.session() as s:
+            for chunk in _chunks(list(ids)):
+                q = (
+                    select(UnitSourceRow.unit_id, UnitSourceRow.event_id)
+                    .where(UnitSourceRow.unit_id.in_(chunk))
+                    .order_by(UnitSourceRow.unit_id, UnitSourceRow.position)
+                )
+                for uid, eid in s.execute(q):
+                    out[uid].append(eid)
+        return dict(out)
+
+    def open_episodes(self, scope: Scope) -> list[UnitRow]:
+        with self.session() as s:
+            q = select(UnitRow).where(
+                UnitRow.tenant_id == scope.tenant,
+                UnitRow.user_id == scope.user,
+                UnitRow.level == "episode",
+                UnitRow.status == "open",
+                UnitRow.deleted_at.is_(None),
+            )
+            return list(s.scalars(q))
+
+    def events(self, scope: Scope, ids: Sequence[str]) -> dict[str, EventRow]:
+        out: dict[str, EventRow] = {}
+        with self.session() as s:
+            for chunk in _chunks(list(ids)):
+                q = select(EventRow).where(
+                    EventRow.tenant_id == scope.tenant, EventRow.user_id == scope.user, EventRow.id.in_(chunk)
+                )
+                out.update({e.id: e for e in s.scalars(q)})
+        return out
+
+    def history(
+        self,
+        scope: Scope,
+        session_id: str | None = None,
+        stream_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[EventRow]:
+        with self.session() as s:
+            q = select(EventRow).where(EventRow.tenant_id == scope.tenant, EventRow.user_id == scope.user)
+            if session_id is not None:
+                q = q.where(EventRow.session_id == session_id)
+            if stream_id is not None:
+                q = q.where(EventRow.stream_id == stream_id)
+            if since is not None:
+                q = q.where(EventRow.ts >= since)
+            if until is not None:
+                q = q.where(EventRow.ts <= until)
+            q = q.order_by(EventRow.seq).offset(offset).limit(limit)
+            return list(s.scalars(q))
+
+    def units_of_events(self, event_ids: Sequence[str]) -> set[str]:
+        """Ids of every unit that lists one of these events among its sources."""
+        out: set[str] = set()
+        with self.session() as s:
+            for chunk in _chunks(list(event_ids)):
+                out.update(s.scalars(select(UnitSourceRow.unit_id).where(UnitSourceRow.event_id.in_(chunk))))
+        return out
+
+    def descendants(self, unit_ids: Iterable[str]) -> set[str]:
+        """Units derived (transitively, through unit_links) from these units, these included."""
+        seen = set(unit_ids)
+        frontier = list(seen)
+        with self.session() as s:
+            while frontier:
+                nxt: list[str] = []
+                for chunk in _chunks(frontier):
+                    nxt += [p for p in s.scalars(select(UnitLinkRow.parent_id).where(UnitLinkRow.child_id.in_(chunk)))]
+                frontier = [p for p in nxt if p not in seen]
+                seen.update(frontier)
+        return seen
+
+    def unit_ids_by_state(self, states: Sequence[str], limit: int = 10_000) -> list[UnitRow]:
+        with self.session() as s:
+            q = (
+                select(UnitRow)
+                .where(UnitRow.index_state.in_(list(states)), UnitRow.deleted_at.is_(None))
+                .limit(limit)
+            )
+            return list(s.scalars(q))
+
+    def live_unit_ids(self, scope: Scope | None = None) -> set[str]:
+        with self.session() as s:
+            q = select(UnitRow.id).where(UnitRow.deleted_at.is_(None), UnitRow.index_state != "none")
+            if scope is not None:
+                q = q.where(UnitRow.tenant_id == scope.tenant, UnitRow.user_id == scope.user)
+            return set(s.scalars(q))
+
+    def count(self, scope: Scope | None = None) -> dict[str, int]:
+        """Number of events and of live units per level."""
+        with self.session() as s:
+            qe = select(func.count()).select_from(EventRow)
+            qu = select(UnitRow.level, func.count()).where(UnitRow.deleted_at.is_(None)).group_by(UnitRow.level)
+            if scope is not None:
+                qe = qe.where(EventRow.tenant_id == scope.tenant, EventRow.user_id == scope.user)
+                qu = qu.where(UnitRow.tenant_id == scope.tenant, UnitRow.user_id == scope.user)
+            out = {"events": int(s.scalar(qe) or 0)}
+            out.update({lvl: int(n) for lvl, n in s.execute(qu)})
+        return out
+
+    def owner(self, tenant: str, record_id: str) -> str | None:
+        """The user owning a unit or event id inside ``tenant`` (None when unknown)."""
+        with self.session() as s:
+            uid = s.scalar(select(UnitRow.user_id).where(UnitRow.tenant_id == tenant, UnitRow.id == record_id))
+            if uid is None:
+                uid = s.scalar(select(EventRow.user_id).where(EventRow.tenant_id == tenant, EventRow.id == record_id))
+        return uid
+
+    def close_episodes(self, ids: Sequence[str]) -> None:
+        with self.session() as s:
+            for chunk in _chunks(list(ids)):
+                s.execute(update(UnitRow).where(UnitRow.id.in_(chunk)).values(status="closed"))
+
+    def idle_open_episodes(self, tenant: str, before: datetime) -> list[UnitRow]:
+        """Open episodes whose last turn is older than ``before``."""
+        with self.session() as s:
+            q = select(UnitRow).where(
+                UnitRow.tenant_id == tenant, UnitRow.level == "episode", UnitRow.status == "open",
+                UnitRow.end_ts < before,
+            )
+            return list(s.scalars(q))
+
+    # -- deletes -------------------------------------------------------------------------------------
+    def delete_units(self, ids: Sequence[str]) -> None:
+        with self.session() as s:
+            for chunk in _chunks(list(ids)):
+                s.execute(delete(UnitRow).where(UnitRow.id.in_(chunk)))
+
+    def delete_events(self, scope: Scope, ids: Sequence[str]) -> None:
+        with self.session() as s:
+            for chunk in _chunks(list(ids)):
+                s.execute(
+                    delete(EventRow).where(
+                        EventRow.tenant_id == scope.tenant, EventRow.user_id == scope.user, EventRow.id.in_(chunk)
+                    )
+                )
+
+    def delete_scope(self, scope: Scope) -> int:
+        """Delete every event and unit of a user (provenance rows cascade). Returns units deleted."""
+        with self.session() as s:
+            ids = list(
+                s.scalars(select(UnitRow.id).where(UnitRow.tenant_id == scope.tenant, UnitRow.user_id == scope.user))
+            )
+            for chunk in _chunks(ids):
+                s.execute(delete(UnitSourceRow).where(UnitSourceRow.unit_id.in_(chunk)))
+                s.execute(delete(UnitLinkRow).where(UnitLinkRow.parent_id.in_(chunk)))
+                s.execute(delete(UnitLinkRow).where(UnitLinkRow.child_id.in_(chunk)))
+            s.execute(delete(UnitRow).where(UnitRow.tenant_id == scope.tenant, UnitRow.user_id == scope.user))
+            s.execute(delete(EventRow).where(EventRow.tenant_id == scope.tenant, EventRow.user_id == scope.user))
+        return len(ids)
+
+    # -- index metadata ------------------------------------------------------------------------------
+    def meta(self) -> dict[str, str]:
+        with self.session() as s:
+            return {r.key: r.value for r in s.scalars(select(IndexMetaRow))}
+
+    def set_meta(self, values: dict[str, str]) -> None:
+        with self.session() as s:
+            for k, v in values.items():
+                s.merge(IndexMetaRow(key=k, value=v))
+
+
