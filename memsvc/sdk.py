@@ -47,6 +47,14 @@ class Memory:
         self.settings = settings
         self._svc = MemoryService(settings, tenant, **components)
 
+    def for_tenant(self, tenant: str) -> Memory:
+        """The same store seen as another tenant (shares files, models and connections; closing
+        either closes both)."""
+        view = object.__new__(Memory)
+        view.settings = self.settings
+        view._svc = self._svc.with_tenant(tenant)
+        return view
+
     @property
     def service(self) -> Any:
         """The underlying ``MemoryService`` (for workers and the API)."""

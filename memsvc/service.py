@@ -6,6 +6,7 @@ implements ingest, search/context, get/history and cascading deletes for one ten
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Sequence
 from datetime import datetime
@@ -69,7 +70,7 @@ class MemoryService:
         self.segmenter = segmenter or SEGMENTERS.create(settings.segmenter.backend, **settings.segmenter.options)
         self.ingestor = Ingestor(self.sql, self.vectors, self.embedder, self.segmenter)
         self.retriever = DenseRetriever(self.sql, self.vectors, self.embedder, settings.retrieval.candidates)
-        self._closed = False
+        self._life = {"closed": False}  # shared with tenant views
         self._close_lock = threading.Lock()
         self.repair()
 
@@ -100,14 +101,20 @@ class MemoryService:
     def close(self) -> None:
         """Flush and release files and connections (idempotent)."""
         with self._close_lock:
-            if self._closed:
+            if self._life["closed"]:
                 return
-            self._closed = True
+            self._life["closed"] = True
             try:
                 self.vectors.flush()
                 self.vectors.close()
             finally:
                 self.sql.close()
+
+    def with_tenant(self, tenant: str) -> MemoryService:
+        """A view of this service for another tenant, sharing stores, models and locks."""
+        view = copy.copy(self)
+        view.tenant = check_id(tenant, "tenant")  # type: ignore[assignment]
+        return view
 
     def scope(self, user_id: Any) -> Scope:
         return Scope(self.tenant, check_id(user_id, "user_id"))  # type: ignore[arg-type]
