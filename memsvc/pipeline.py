@@ -25,7 +25,7 @@ from memsvc._types import Level
 from memsvc.embedders import Embedder
 from memsvc.exceptions import InvalidInputError
 from memsvc.models import ChatEvent
-from memsvc.segmenters import SegmentItem, Segmenter
+from memsvc.segmenters import Segmenter, SegmentItem
 from memsvc.stores import Scope, VectorPoint, VectorStore, normalize_rows
 from memsvc.stores.sql import SQLRecordStore
 from memsvc.stores.sql_schema import EventRow, UnitRow, UnitSourceRow
