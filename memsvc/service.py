@@ -7,6 +7,7 @@ implements ingest, search/context, get/history and cascading deletes for one ten
 from __future__ import annotations
 
 import copy
+import shutil
 import threading
 from collections.abc import Sequence
 from datetime import datetime
@@ -15,7 +16,7 @@ from typing import Any
 from memsvc._types import Level
 from memsvc.config import Settings
 from memsvc.embedders import EMBEDDERS, Embedder
-from memsvc.exceptions import IndexMismatchError, InvalidInputError, RecordNotFound
+from memsvc.exceptions import ConfigError, IndexMismatchError, InvalidInputError, RecordNotFound
 from memsvc.models import ChatEvent, Hit, MemoryRecord, VideoEvent
 from memsvc.pipeline import Ingestor, turn_text
 from memsvc.retrieval.dense import DenseRetriever
@@ -52,6 +53,7 @@ class MemoryService:
         embedder: Embedder | None = None,
         vectors: VectorStore | None = None,
         segmenter: Segmenter | None = None,
+        reindex: bool = False,
     ) -> None:
         self.settings = settings
         self.tenant = check_id(tenant or settings.tenant, "tenant")  # type: ignore[assignment]
@@ -60,10 +62,15 @@ class MemoryService:
         self.embedder = embedder or EMBEDDERS.create(settings.embedder.backend, **settings.embedder.options)
         self.sql = SQLRecordStore(settings.sql_url, auto_migrate=settings.auto_migrate)
         try:
-            self._check_meta()
+            if reindex:
+                self._drop_index(vectors)
+            else:
+                self._check_meta()
             self.vectors = vectors or VECTOR_STORES.create(
                 settings.vector.backend, **_vector_options(settings, self.embedder.dim)
             )
+            if reindex:
+                self.sql.set_index_state(sorted(self.sql.live_unit_ids()), "pending")
         except BaseException:
             self.sql.close()
             raise
@@ -88,6 +95,17 @@ class MemoryService:
             )
         if not have:
             self.sql.set_meta(want)
+
+    def _drop_index(self, given: VectorStore | None) -> None:
+        """Forget the vector index so it is rebuilt from SQL with the configured embedder."""
+        if given is None and self.settings.vector.backend == "qdrant-edge":
+            shutil.rmtree(self.settings.vector_path, ignore_errors=True)
+        elif given is None:
+            raise ConfigError(
+                f"re-indexing a {self.settings.vector.backend!r} index: drop its collection first, then reopen"
+            )
+        self.sql.set_meta({"embedder": self.embedder.name, "embedder_version": self.embedder.version,
+                           "dim": str(self.embedder.dim)})
 
     def repair(self) -> int:
         """Index units left ``pending``/``stale`` (a crash between the SQL and vector writes)."""
