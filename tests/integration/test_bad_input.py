@@ -114,7 +114,11 @@ def test_doctor_reindexes_for_a_new_embedder(tmp_path: Path) -> None:
     assert isinstance(res.exception, ex.IndexMismatchError)
     res = runner.invoke(app, ["doctor", "--data-dir", str(tmp_path / "m"), "--reindex"], env=env)
     assert res.exit_code == 0, res.output
-    assert '"missing_vectors": 0' in res.output or '"missing_vectors"' in res.output
+    import json
+
+    report = json.loads(res.output)
+    assert report["units"] == report["vectors"] == 2 and report["missing_vectors"] == 0  # rebuilt on open
+    assert report["embedder"]["dim"] == "32"
     m = Memory(Settings(data_dir=tmp_path / "m", embedder={"backend": "hashing", "options": {"dim": 32}}))
     try:
         assert m.search("green tea", user_id="u")[0].source_ids == ids
