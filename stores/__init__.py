@@ -16,7 +16,7 @@ from memsvc.stores.base import (
 )
 from memsvc.stores.memory import InMemoryVectorStore
 
-VECTOR_STORES: Registry[VectorStore] = Registry("vector store")
+VECTOR_STORES: Registry[VectorStore] = Registry("vector store", VectorStore)
 VECTOR_STORES.register("memory")(InMemoryVectorStore)
 
 

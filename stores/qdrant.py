@@ -38,7 +38,6 @@ __all__ = ["QdrantVectorStore"]
 _VEC = "dense"
 _QUANTIZATIONS = ("none", "int8", "binary")
 _RETRYABLE_HTTP = {408, 425, 429, 500, 502, 503, 504}
-_PAGE = 1000
 
 
 def _models() -> Any:
@@ -90,7 +89,8 @@ class QdrantVectorStore:
 
     Give exactly one of ``url`` (a server), ``path`` (local mode, on disk) or ``location``
     (``":memory:"`` for local mode in memory, or a server URL). ``client_options`` go to
-    ``QdrantClient`` unchanged (``timeout``, ``prefer_grpc``, ``https``, ...).
+    ``QdrantClient`` unchanged (``timeout``, ``prefer_grpc``, ``https``, ...); local mode takes none.
+    ``scroll_page`` is how many ids one scroll request fetches.
     """
 
     def __init__(
@@ -103,21 +103,29 @@ class QdrantVectorStore:
         api_key: str | None = None,
         quantization: str = "none",
         oversampling: float = 2.0,
+        scroll_page: int = 1000,
         **client_options: Any,
     ) -> None:
         if not isinstance(dim, int) or dim < 1:
             raise ConfigError(f"dim must be a positive integer, got {dim!r}")
         if quantization not in _QUANTIZATIONS:
-            raise ConfigError(f"quantization must be one of {', '.join(_QUANTIZATIONS)}, got {quantization!r}")
+            raise ConfigError(
+                f"quantization must be one of {', '.join(_QUANTIZATIONS)}, got {quantization!r}"
+            )
         if oversampling < 1.0:
             raise ConfigError(f"oversampling must be >= 1, got {oversampling!r}")
+        if scroll_page < 1:
+            raise ConfigError(f"scroll_page must be >= 1, got {scroll_page!r}")
         if sum(x is not None for x in (url, path, location)) != 1:
             raise ConfigError("give exactly one of url (a Qdrant server), path or location=':memory:'")
+        self.local = path is not None or location == ":memory:"
+        if self.local and client_options:
+            raise ConfigError(f"options {sorted(client_options)} apply to a Qdrant server, not to local mode")
         self.dim = dim
         self.collection = collection
         self.quantization = quantization
         self.oversampling = oversampling
-        self.local = path is not None or location == ":memory:"
+        self.scroll_page = scroll_page
         self._m = _models()
         from qdrant_client import QdrantClient
 
@@ -126,9 +134,11 @@ class QdrantVectorStore:
             threading.RLock() if self.local else contextlib.nullcontext()
         )
         if self.local:
-            client_options.setdefault("force_disable_check_same_thread", True)
+            client_options["force_disable_check_same_thread"] = True
         with _mapped("connect"):
-            self._client = QdrantClient(url=url, path=path, location=location, api_key=api_key, **client_options)
+            self._client = QdrantClient(
+                url=url, path=path, location=location, api_key=api_key, **client_options
+            )
         try:
             self._open_collection()
         except BaseException:
@@ -197,7 +207,9 @@ class QdrantVectorStore:
                 f"collection {self.collection!r} holds vectors of size {params.size}, expected {self.dim}"
             )
         if params.distance != self._m.Distance.COSINE:
-            raise IndexMismatchError(f"collection {self.collection!r} uses {params.distance} distance, not cosine")
+            raise IndexMismatchError(
+                f"collection {self.collection!r} uses {params.distance} distance, not cosine"
+            )
 
     # -- filters -----------------------------------------------------------------------------------
     def _filter(self, scope: Scope | None, flt: VectorFilter | None = None) -> Any:
@@ -260,7 +272,9 @@ class QdrantVectorStore:
             )
         f = self._filter(scope, flt)
         reqs = [
-            m.QueryRequest(query=row.tolist(), using=_VEC, filter=f, limit=k, params=params, with_payload=False)
+            m.QueryRequest(
+                query=row.tolist(), using=_VEC, filter=f, limit=k, params=params, with_payload=False
+            )
             for row in mat
         ]
         with self._call("search") as c:
@@ -282,7 +296,11 @@ class QdrantVectorStore:
         with self._call("scroll") as c:
             while True:
                 recs, offset = c.scroll(
-                    self.collection, scroll_filter=f, limit=_PAGE, offset=offset, with_payload=False,
+                    self.collection,
+                    scroll_filter=f,
+                    limit=self.scroll_page,
+                    offset=offset,
+                    with_payload=False,
                     with_vectors=False,
                 )
                 out.update(str(r.id) for r in recs)

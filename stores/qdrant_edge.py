@@ -98,6 +98,9 @@ class QdrantEdgeVectorStore:
             vectors={_VEC: q.EdgeVectorParams(size=self.dim, distance=q.Distance.Cosine)},
             quantization_config=self._quantization_config(),
             hnsw_config=q.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000),
+            # The engine indexes only segments above indexing_threshold (KB of vectors; default 10 MB,
+            # ~6.7k points at 384 dims): align it with hnsw_threshold, or optimize() would do nothing.
+            optimizers=q.EdgeOptimizersConfig(indexing_threshold=max(1, self.hnsw_threshold * self.dim * 4 // 1024)),
         )
 
     def _shard_dim(self) -> int | None:
