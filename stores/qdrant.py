@@ -56,6 +56,7 @@ def _mapped(what: str) -> Iterator[None]:
     except MemsvcError:
         raise
     except Exception as exc:
+        import httpx
         from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
         from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
@@ -63,7 +64,12 @@ def _mapped(what: str) -> Iterator[None]:
             if exc.status_code is None or exc.status_code in _RETRYABLE_HTTP:
                 raise StoreUnavailable(f"qdrant {what} failed: {exc}") from exc
             raise StoreError(f"qdrant {what} failed: {exc}") from exc
-        if isinstance(exc, (ResponseHandlingException, ResourceExhaustedResponse, OSError, TimeoutError)):
+        if isinstance(exc, ResponseHandlingException):  # wraps transport errors, and unparsable replies
+            cause = exc.source
+            if isinstance(cause, (httpx.TransportError, OSError, TimeoutError)):
+                raise StoreUnavailable(f"qdrant {what} failed: {cause!r}") from exc
+            raise StoreError(f"qdrant {what}: unexpected reply: {cause}") from exc
+        if isinstance(exc, (ResourceExhaustedResponse, OSError, TimeoutError)):
             raise StoreUnavailable(f"qdrant {what} failed: {exc}") from exc
         if _is_unavailable_rpc(exc):
             raise StoreUnavailable(f"qdrant {what} failed: {exc}") from exc

@@ -272,6 +272,16 @@ def test_driver_errors_become_store_errors(
     store.close()
 
 
+def test_an_unparsable_reply_is_a_store_error_not_retryable() -> None:
+    server = FakeQdrantServer()
+    store = connect(server)
+    server.fail_with = httpx.Response(200, json={"result": {"count": "many"}, "status": "ok", "time": 0})
+    with pytest.raises(StoreError) as info:
+        store.count()
+    assert type(info.value) is StoreError
+    store.close()
+
+
 def test_an_unreachable_server_at_startup_is_unavailable() -> None:
     server = FakeQdrantServer()
     server.fail_with = httpx.ConnectError("connection refused")
