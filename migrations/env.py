@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from memsvc.stores import sql_keys  # noqa: F401  (api_keys, idempotency_keys join Base.metadata)
 from memsvc.stores.sql_schema import Base
 
 config = context.config
