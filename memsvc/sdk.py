@@ -11,14 +11,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from memsvc.config import Settings
-from memsvc.exceptions import InvalidInputError, RecordNotFound
+from memsvc.exceptions import InvalidInputError, RecordNotFound, StoreError
 from memsvc.models import ChatEvent, Hit, MemoryRecord, VideoEvent
 from memsvc.validation import check_embeddings, check_id, check_text, check_time, messages_to_events
 
@@ -220,33 +222,89 @@ class Memory:
         return owner
 
 
-def _to_thread(fn: Callable[..., T]) -> Callable[..., Any]:
+def _offload(fn: Callable[..., T]) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def wrapper(self: AsyncMemory, *args: Any, **kwargs: Any) -> T:
-        return await asyncio.to_thread(getattr(self._sync, fn.__name__), *args, **kwargs)
+        return await self._run(fn.__name__, *args, **kwargs)  # type: ignore[no-any-return]
 
     return wrapper
 
 
 class AsyncMemory:
-    """``Memory`` with ``async`` methods; blocking store and model work runs in worker threads."""
+    """``Memory`` with ``async`` methods, safe under concurrent use from one event loop.
 
-    def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
+    Design: each call runs the matching ``Memory`` method on a bounded thread pool owned by this
+    instance (``max_workers``, default 8) and shared with its ``for_tenant`` views. ``MemoryService`` is
+    thread-safe (writes to one user serialise on a per-user lock; reads run in parallel), so any number
+    of coroutines may call it at once: at most ``max_workers`` run, the rest wait for a thread instead
+    of each spawning one or opening another database connection. Context variables travel with each
+    call. A cancelled call stops waiting, but its thread finishes the store operation (SQL and the
+    vector index stay consistent). ``close()`` refuses new calls, waits for running ones, then closes.
+
+    Why threads and not an async SQLAlchemy engine: the embedded vector index (qdrant-edge) and the
+    embedder are synchronous in-process libraries, so every call needs a worker thread anyway; an async
+    engine would only remove the hop for the SQL part on the service profile. ``memsvc.client.
+    AsyncMemsvcClient`` is the natively async (httpx) way to reach a ``memsvc serve`` process.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, max_workers: int = 8, **kwargs: Any) -> None:
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+            raise InvalidInputError("max_workers must be a positive integer")
         self._sync = Memory(settings, **kwargs)
         self.settings = self._sync.settings
+        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="memsvc-async")
+        self._state = {"closed": False}
 
-    add = _to_thread(Memory.add)
-    add_events = _to_thread(Memory.add_events)
-    add_frames = _to_thread(Memory.add_frames)
-    search = _to_thread(Memory.search)
-    context = _to_thread(Memory.context)
-    get = _to_thread(Memory.get)
-    history = _to_thread(Memory.history)
-    delete = _to_thread(Memory.delete)
-    delete_user = _to_thread(Memory.delete_user)
-    consolidate = _to_thread(Memory.consolidate)
-    stats = _to_thread(Memory.stats)
-    close = _to_thread(Memory.close)
+    @classmethod
+    def from_memory(cls, memory: Memory, *, max_workers: int = 8) -> AsyncMemory:
+        """Async access to an existing ``Memory`` (closing either closes the stores)."""
+        view = object.__new__(cls)
+        view._sync, view.settings = memory, memory.settings
+        view._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="memsvc-async")
+        view._state = {"closed": False}
+        return view
+
+    def for_tenant(self, tenant: str) -> AsyncMemory:
+        """The same store seen as another tenant, sharing stores and the thread pool."""
+        view = object.__new__(AsyncMemory)
+        view._sync, view.settings = self._sync.for_tenant(tenant), self.settings
+        view._pool, view._state = self._pool, self._state
+        return view
+
+    @property
+    def sync(self) -> Memory:
+        """The ``Memory`` this wraps (for code that must call it from a thread of its own)."""
+        return self._sync
+
+    async def _run(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if self._state["closed"]:
+            raise StoreError("this AsyncMemory is closed")
+        call = functools.partial(contextvars.copy_context().run, getattr(self._sync, name), *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    add = _offload(Memory.add)
+    add_events = _offload(Memory.add_events)
+    add_frames = _offload(Memory.add_frames)
+    search = _offload(Memory.search)
+    context = _offload(Memory.context)
+    get = _offload(Memory.get)
+    history = _offload(Memory.history)
+    delete = _offload(Memory.delete)
+    delete_user = _offload(Memory.delete_user)
+    consolidate = _offload(Memory.consolidate)
+    stats = _offload(Memory.stats)
+
+    async def close(self) -> None:
+        """Refuse new calls, wait for running ones, release the stores (idempotent)."""
+        if self._state["closed"]:
+            return
+        self._state["closed"] = True
+
+        def shutdown() -> None:
+            self._pool.shutdown(wait=True)
+            self._sync.close()
+
+        await asyncio.to_thread(shutdown)
 
     async def __aenter__(self) -> AsyncMemory:
         return self

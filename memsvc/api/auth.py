@@ -12,7 +12,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -32,6 +32,7 @@ __all__ = ["ApiState", "admin_key", "idempotent", "run_blocking", "state_of", "t
 T = TypeVar("T")
 _bearer = HTTPBearer(auto_error=False, description="An API key from `memsvc keys create`.")
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 @dataclass
@@ -123,7 +124,7 @@ async def _authenticate(request: Request, creds: HTTPAuthorizationCredentials | 
 
 
 async def tenant_memory(
-    request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)
+    request: Request, creds: Bearer
 ) -> tuple[Memory, APIKey]:
     """The caller's tenant view of the process ``Memory`` (401 without a live key, 403 for admin keys)."""
     key = await _authenticate(request, creds)
@@ -132,7 +133,7 @@ async def tenant_memory(
     return state_of(request).view(key.tenant), key
 
 
-async def admin_key(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> APIKey:
+async def admin_key(request: Request, creds: Bearer) -> APIKey:
     key = await _authenticate(request, creds)
     if not key.is_admin:
         raise APIError(403, "PermissionDenied", "this route needs an admin key (memsvc keys create --admin)")

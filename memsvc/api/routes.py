@@ -7,7 +7,7 @@ and raises typed errors, which ``memsvc.api.errors`` turns into 4xx bodies.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -52,7 +52,9 @@ _WRITE_ERRORS = {**_ERRORS, 409: {"model": ErrorBody, "description": "Same Idemp
 
 v1 = APIRouter(prefix="/v1", tags=["memories"], responses=_ERRORS)
 admin = APIRouter(prefix="/v1/admin", tags=["admin"], responses=_ERRORS)
-Ctx = tuple[Memory, APIKey]
+TenantCtx = Annotated[tuple[Memory, APIKey], Depends(tenant_memory)]
+AdminKey = Annotated[APIKey, Depends(admin_key)]
+OptId = Annotated[str | None, Query(min_length=1, max_length=256)]
 
 
 def _limits(request: Request, n: int, texts: Iterable[str | None] = ()) -> None:
@@ -70,7 +72,7 @@ def _derive(ikey: str | None, i: int, given: str | None) -> str | None:
 
 
 @v1.post("/messages", response_model=AddResponse, responses=_WRITE_ERRORS)
-async def add_messages(body: AddMessagesRequest, request: Request, ctx: Ctx = Depends(tenant_memory)) -> Any:
+async def add_messages(body: AddMessagesRequest, request: Request, ctx: TenantCtx) -> Any:
     """Store chat messages (``Memory.add``); searchable when this returns."""
     mem, key = ctx
     _limits(request, len(body.messages), (m.content for m in body.messages))
@@ -91,7 +93,7 @@ async def add_messages(body: AddMessagesRequest, request: Request, ctx: Ctx = De
 
 
 @v1.post("/frames", response_model=AddResponse, responses=_WRITE_ERRORS)
-async def add_frames(body: AddFramesRequest, request: Request, ctx: Ctx = Depends(tenant_memory)) -> Any:
+async def add_frames(body: AddFramesRequest, request: Request, ctx: TenantCtx) -> Any:
     """Store video frames (``Memory.add_frames``): per frame an embedding and/or a caption."""
     mem, key = ctx
     _limits(request, len(body.timestamps), body.captions or ())
@@ -110,7 +112,7 @@ async def add_frames(body: AddFramesRequest, request: Request, ctx: Ctx = Depend
 
 
 @v1.post("/events", response_model=AddResponse, responses=_WRITE_ERRORS)
-async def add_events(body: AddEventsRequest, request: Request, ctx: Ctx = Depends(tenant_memory)) -> Any:
+async def add_events(body: AddEventsRequest, request: Request, ctx: TenantCtx) -> Any:
     """Store typed chat and frame events (``Memory.add_events``); ids in input order."""
     mem, key = ctx
     _limits(request, len(body.events),
@@ -147,7 +149,7 @@ def _search_args(request: Request, body: SearchRequest) -> dict[str, Any]:
 
 
 @v1.post("/search", response_model=SearchResponse)
-async def search(body: SearchRequest, request: Request, ctx: Ctx = Depends(tenant_memory)) -> Any:
+async def search(body: SearchRequest, request: Request, ctx: TenantCtx) -> Any:
     """Ranked hits (``Memory.search``); with ``budget_tokens`` exactly the hits ``/v1/context`` packs."""
     mem, _ = ctx
     args = _search_args(request, body)
@@ -156,7 +158,7 @@ async def search(body: SearchRequest, request: Request, ctx: Ctx = Depends(tenan
 
 
 @v1.post("/context", response_model=ContextResponse)
-async def context(body: ContextRequest, request: Request, ctx: Ctx = Depends(tenant_memory)) -> Any:
+async def context(body: ContextRequest, request: Request, ctx: TenantCtx) -> Any:
     """Prompt text (``Memory.context``), never over ``budget_tokens`` cl100k_base tokens."""
     mem, _ = ctx
     args = _search_args(request, body)
@@ -169,12 +171,12 @@ async def context(body: ContextRequest, request: Request, ctx: Ctx = Depends(ten
 @v1.get("/history", response_model=HistoryResponse)
 async def history(
     request: Request,
-    user_id: str = Query(min_length=1, max_length=256),
-    session_id: str | None = Query(None, min_length=1, max_length=256),
-    stream_id: str | None = Query(None, min_length=1, max_length=256),
-    limit: int = Query(100, ge=1),
-    offset: int = Query(0, ge=0, le=10**12),
-    ctx: Ctx = Depends(tenant_memory),
+    ctx: TenantCtx,
+    user_id: Annotated[str, Query(min_length=1, max_length=256)],
+    session_id: OptId = None,
+    stream_id: OptId = None,
+    limit: Annotated[int, Query(ge=1)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**12)] = 0,
 ) -> Any:
     """A user's events in arrival order, one page at a time (follow ``next_offset``)."""
     mem, _ = ctx
@@ -188,10 +190,7 @@ async def history(
 
 
 @v1.get("/memories/{memory_id}", response_model=RecordOut, responses={404: {"model": ErrorBody}})
-async def get_memory(
-    memory_id: str, request: Request, user_id: str | None = Query(None, min_length=1, max_length=256),
-    ctx: Ctx = Depends(tenant_memory),
-) -> Any:
+async def get_memory(memory_id: str, request: Request, ctx: TenantCtx, user_id: OptId = None) -> Any:
     """One memory (unit or event) by id, in the key's tenant."""
     mem, _ = ctx
     rec = await run_blocking(state_of(request), mem.get, memory_id, user_id)
@@ -205,10 +204,7 @@ class _DeleteParams(BaseModel):
 
 @v1.delete("/memories/{memory_id}", response_model=DeleteResponse,
            responses={**_WRITE_ERRORS, 404: {"model": ErrorBody}})
-async def delete_memory(
-    memory_id: str, request: Request, user_id: str | None = Query(None, min_length=1, max_length=256),
-    ctx: Ctx = Depends(tenant_memory),
-) -> Any:
+async def delete_memory(memory_id: str, request: Request, ctx: TenantCtx, user_id: OptId = None) -> Any:
     """Delete a memory and everything derived from it; returns units removed."""
     mem, key = ctx
 
@@ -219,7 +215,7 @@ async def delete_memory(
 
 
 @v1.delete("/users/{user_id}", response_model=DeleteResponse, responses=_WRITE_ERRORS)
-async def delete_user(user_id: str, request: Request, ctx: Ctx = Depends(tenant_memory)) -> Any:
+async def delete_user(user_id: str, request: Request, ctx: TenantCtx) -> Any:
     """Delete every event, unit and vector of a user in the key's tenant."""
     mem, key = ctx
 
@@ -230,7 +226,7 @@ async def delete_user(user_id: str, request: Request, ctx: Ctx = Depends(tenant_
 
 
 @v1.post("/consolidate", response_model=ConsolidateResponse, responses=_WRITE_ERRORS)
-async def consolidate(request: Request, ctx: Ctx = Depends(tenant_memory)) -> Any:
+async def consolidate(request: Request, ctx: TenantCtx) -> Any:
     """Run the consolidation jobs now (``Memory.consolidate``)."""
     mem, key = ctx
 
@@ -241,9 +237,7 @@ async def consolidate(request: Request, ctx: Ctx = Depends(tenant_memory)) -> An
 
 
 @v1.get("/stats", response_model=StatsResponse)
-async def stats(
-    request: Request, user_id: str = Query(min_length=1, max_length=256), ctx: Ctx = Depends(tenant_memory)
-) -> Any:
+async def stats(request: Request, ctx: TenantCtx, user_id: Annotated[str, Query(min_length=1, max_length=256)]) -> Any:
     """Counts of a user's events, units per level and vectors."""
     mem, _ = ctx
     return JSONResponse({"counts": await run_blocking(state_of(request), mem.stats, user_id)})
@@ -251,7 +245,7 @@ async def stats(
 
 # -- admin: key management -------------------------------------------------------------------------
 @admin.post("/keys", response_model=KeyCreated)
-async def create_key(body: KeyCreateRequest, request: Request, _: APIKey = Depends(admin_key)) -> Any:
+async def create_key(body: KeyCreateRequest, request: Request, _: AdminKey) -> Any:
     """A new key for a tenant (tenants exist by having keys). The secret is in this answer only."""
     st = state_of(request)
     rec, secret = await run_blocking(st, st.keys.create, body.tenant, body.name)
@@ -260,8 +254,8 @@ async def create_key(body: KeyCreateRequest, request: Request, _: APIKey = Depen
 
 @admin.get("/keys", response_model=KeyList)
 async def list_keys(
-    request: Request, tenant: str | None = Query(None, min_length=1, max_length=128),
-    include_revoked: bool = False, _: APIKey = Depends(admin_key),
+    request: Request, _: AdminKey, tenant: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    include_revoked: bool = False,
 ) -> Any:
     """Keys (never their secrets), optionally of one tenant."""
     st = state_of(request)
@@ -270,7 +264,7 @@ async def list_keys(
 
 
 @admin.delete("/keys/{key_id}", response_model=KeyOut, responses={404: {"model": ErrorBody}})
-async def revoke_key(key_id: str, request: Request, _: APIKey = Depends(admin_key)) -> Any:
+async def revoke_key(key_id: str, request: Request, _: AdminKey) -> Any:
     """Revoke a key; it stops working at once in this process."""
     st = state_of(request)
     rec = await run_blocking(st, st.keys.revoke, key_id)

@@ -15,6 +15,7 @@ app.add_typer(bench_app, name="bench")
 def main() -> None:
     """Console-script entry point."""
     from memsvc.cli import bench_compression, commands, doctor  # noqa: F401  (register commands)
+    from memsvc.cli import serve  # noqa: F401  (serve, keys, bench rest)
 
     app()
 
