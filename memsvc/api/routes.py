@@ -189,7 +189,7 @@ async def history(
                          "next_offset": offset + limit if more else None})
 
 
-@v1.get("/memories/{memory_id}", response_model=RecordOut, responses={404: {"model": ErrorBody}})
+@v1.get("/memories/{memory_id:path}", response_model=RecordOut, responses={404: {"model": ErrorBody}})
 async def get_memory(memory_id: str, request: Request, ctx: TenantCtx, user_id: OptId = None) -> Any:
     """One memory (unit or event) by id, in the key's tenant."""
     mem, _ = ctx
@@ -202,7 +202,7 @@ class _DeleteParams(BaseModel):
     user_id: str | None = None
 
 
-@v1.delete("/memories/{memory_id}", response_model=DeleteResponse,
+@v1.delete("/memories/{memory_id:path}", response_model=DeleteResponse,
            responses={**_WRITE_ERRORS, 404: {"model": ErrorBody}})
 async def delete_memory(memory_id: str, request: Request, ctx: TenantCtx, user_id: OptId = None) -> Any:
     """Delete a memory and everything derived from it; returns units removed."""
@@ -214,7 +214,7 @@ async def delete_memory(memory_id: str, request: Request, ctx: TenantCtx, user_i
     return await idempotent(request, str(key.tenant), _DeleteParams(memory_id=memory_id, user_id=user_id), run)
 
 
-@v1.delete("/users/{user_id}", response_model=DeleteResponse, responses=_WRITE_ERRORS)
+@v1.delete("/users/{user_id:path}", response_model=DeleteResponse, responses=_WRITE_ERRORS)
 async def delete_user(user_id: str, request: Request, ctx: TenantCtx) -> Any:
     """Delete every event, unit and vector of a user in the key's tenant."""
     mem, key = ctx
