@@ -39,7 +39,7 @@ import httpx
 
 from memsvc import exceptions as _exc
 from memsvc._wire import hit_from_json, jsonable, record_from_json
-from memsvc.exceptions import InvalidInputError, MemsvcError, StoreUnavailable
+from memsvc.exceptions import EmbeddingError, InvalidInputError, MemsvcError, StoreUnavailable
 from memsvc.models import ChatEvent, VideoEvent
 
 __all__ = [
@@ -260,6 +260,16 @@ class _Transport:
         return _error_from(resp)
 
 
+def _build(http: httpx.Client | httpx.AsyncClient, call: _Call, headers: dict[str, str]) -> httpx.Request:
+    try:
+        return http.build_request(call.method, call.path, json=call.json, params=call.params or None,
+                                  headers=headers)
+    except (TypeError, ValueError) as exc:  # NaN/inf or objects JSON cannot carry
+        if call.path in ("/v1/frames", "/v1/events") and "float" in str(exc):
+            raise EmbeddingError("embeddings hold NaN or inf") from exc
+        raise InvalidInputError(f"arguments cannot be sent as JSON: {exc}") from exc
+
+
 def _sync_method(builder: Callable[..., _Call]) -> Callable[..., Any]:
     @functools.wraps(builder)
     def method(self: MemsvcClient, *args: Any, **kwargs: Any) -> Any:
@@ -290,9 +300,9 @@ class MemsvcClient:
         attempt = 0
         while True:
             resp, error = None, None
+            request = _build(self._http, call, extra)
             try:
-                resp = self._http.request(call.method, call.path, json=call.json, params=call.params or None,
-                                          headers=extra)
+                resp = self._http.send(request)
             except httpx.TransportError as exc:
                 error = exc
             out = self._t.outcome(call, resp, error, attempt)
@@ -333,9 +343,9 @@ class AsyncMemsvcClient:
         attempt = 0
         while True:
             resp, error = None, None
+            request = _build(self._http, call, extra)
             try:
-                resp = await self._http.request(call.method, call.path, json=call.json,
-                                                params=call.params or None, headers=extra)
+                resp = await self._http.send(request)
             except httpx.TransportError as exc:
                 error = exc
             out = self._t.outcome(call, resp, error, attempt)
