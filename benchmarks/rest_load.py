@@ -89,7 +89,7 @@ def _server(embedder: str) -> Iterator[tuple[str, str, int]]:
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 300
+            deadline = time.monotonic() + 600  # /readyz waits for the embedder to load
             while True:
                 with contextlib.suppress(httpx.TransportError):
                     if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:

@@ -61,8 +61,11 @@ def create_app(
     memory: Memory | None = None,
     config: ApiConfig | None = None,
     auth_cache_s: float = 2.0,
+    warmup: bool = False,
 ) -> FastAPI:
-    """The REST app over ``memory`` (or a new ``Memory(settings)``, closed on shutdown)."""
+    """The REST app over ``memory`` (or a new ``Memory(settings)``, closed on shutdown). With
+    ``warmup``, startup loads the embedder in the background and ``/readyz`` answers 503 until then,
+    so no client request pays for the model load."""
     from memsvc import __version__
 
     owns = memory is None
@@ -76,6 +79,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_purge_loop, state)
+            if warmup:
+                state.warm = False
+                tg.start_soon(_warm, state)
             try:
                 yield
             finally:
@@ -102,9 +108,10 @@ def create_app(
     @app.get("/readyz", response_model=HealthResponse, tags=["ops"],
              responses={503: {"model": HealthResponse}})
     async def readyz(request: Request) -> Any:
-        """Readiness: the SQL database and the vector index answer."""
+        """Readiness: the SQL database and the vector index answer, and the embedder is loaded."""
         st = state_of(request)
         checks = await run_blocking(st, _ready, st)
+        checks["embedder"] = "ok" if st.warm else "loading"
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
                             status_code=200 if ok else 503)
@@ -118,6 +125,14 @@ def create_app(
 
     app.add_middleware(BoundaryMiddleware, max_body_bytes=cfg.max_body_bytes, metrics=metrics)
     return app
+
+
+async def _warm(st: ApiState) -> None:
+    try:
+        await run_blocking(st, st.memory.service.embedder.embed, ["warm up"])
+    except Exception:  # noqa: BLE001 - the first real request will report the failure
+        log.exception("embedder warm-up failed")
+    st.warm = True
 
 
 async def _purge_loop(st: ApiState, every_s: float = 600.0) -> None:

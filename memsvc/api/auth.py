@@ -46,6 +46,8 @@ class ApiState:
     metrics: Metrics
     owns_memory: bool = False
     auth_cache_s: float = 2.0
+    warm: bool = True
+    """False while the embedder loads at startup (``create_app(warmup=True)``); ``/readyz`` waits for it."""
     """A verified key is trusted this long without another SQL lookup; revocation through the API
     takes effect at once, through the CLI within this many seconds."""
     limiter: anyio.CapacityLimiter = field(init=False)

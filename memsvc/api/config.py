@@ -17,24 +17,24 @@ class ApiConfig(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MEMSVC_API__", extra="forbid")
 
-    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body; a bigger one is refused with 413 before it is read in full."""
-    max_batch: int = Field(1_000, ge=1)
+    max_batch: int = Field(default=1_000, ge=1)
     """Most messages, frames or events in one write request (422 above)."""
-    max_text_chars: int = Field(32_000, ge=1)
+    max_text_chars: int = Field(default=32_000, ge=1)
     """Longest message, caption or query text (422 above); the SDK limit applies too."""
-    max_limit: int = Field(100, ge=1)
+    max_limit: int = Field(default=100, ge=1)
     """Largest ``limit`` for search; history pages are capped at ``max_page``."""
-    max_page: int = Field(1_000, ge=1)
-    workers: int = Field(8, ge=1, le=256)
+    max_page: int = Field(default=1_000, ge=1)
+    workers: int = Field(default=8, ge=1, le=256)
     """Threads that run blocking store and model calls; more requests wait for a free one."""
-    idempotency_ttl_s: float = Field(24 * 3600.0, gt=0)
+    idempotency_ttl_s: float = Field(default=24 * 3600.0, gt=0)
     """How long a completed ``Idempotency-Key`` replays its first response."""
-    idempotency_pending_s: float = Field(300.0, gt=0)
+    idempotency_pending_s: float = Field(default=300.0, gt=0)
     """A claim still pending after this long (its request died) may be taken over by a retry."""
-    rate_per_s: float = Field(0.0, ge=0)
+    rate_per_s: float = Field(default=0.0, ge=0)
     """Sustained requests per second per API key (token bucket); 0 disables the limit."""
-    rate_burst: int = Field(100, ge=1)
+    rate_burst: int = Field(default=100, ge=1)
 
     @classmethod
     def settings_customise_sources(

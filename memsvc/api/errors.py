@@ -154,7 +154,7 @@ class BoundaryMiddleware:
 def _request_id(scope: Scope) -> str:
     for k, v in scope.get("headers", ()):
         if k == b"x-request-id":
-            s = v.decode("latin-1")
+            s: str = v.decode("latin-1")
             if 0 < len(s) <= 64 and s.replace("-", "").isalnum():
                 return s
     return uuid.uuid4().hex

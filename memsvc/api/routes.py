@@ -116,7 +116,7 @@ async def add_events(body: AddEventsRequest, request: Request, ctx: TenantCtx) -
     """Store typed chat and frame events (``Memory.add_events``); ids in input order."""
     mem, key = ctx
     _limits(request, len(body.events),
-            (e.text if e.type == "chat" else e.caption for e in body.events))  # type: ignore[union-attr]
+            (e.text if e.type == "chat" else e.caption for e in body.events))
 
     async def run(ikey: str | None) -> tuple[int, Any]:
         events: list[ChatEvent | VideoEvent] = []

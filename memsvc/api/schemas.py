@@ -126,7 +126,7 @@ class SearchRequest(_In):
 
 
 class ContextRequest(SearchRequest):
-    budget_tokens: int = Field(1000, ge=1, le=10_000_000)  # type: ignore[assignment]
+    budget_tokens: int = Field(default=1000, ge=1, le=10_000_000)
 
 
 class HitOut(BaseModel):

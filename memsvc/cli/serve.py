@@ -61,7 +61,7 @@ def serve(
 
     settings = _settings(data_dir, database_url)
     config = ApiConfig(**({"workers": workers} if workers else {}))
-    api = create_app(settings, config=config)
+    api = create_app(settings, config=config, warmup=True)
     where = settings.sql_url if settings.profile == "service" else str(settings.data_dir)
     typer.echo(f"memsvc {settings.profile} store at {where}; serving on http://{host}:{port}", err=True)
     uvicorn.run(api, host=host, port=port, log_level=log_level, access_log=access_log, lifespan="on")

@@ -304,7 +304,7 @@ async def test_metrics_and_health(api: Api) -> None:
         await c.post("/v1/search", json={"query": "dog"})
         assert (await c.get("/healthz")).json()["status"] == "ok"
         ready = await c.get("/readyz")
-        assert ready.status_code == 200 and ready.json()["checks"] == {"sql": "ok", "vectors": "ok"}
+        assert ready.status_code == 200 and ready.json()["checks"] == {"sql": "ok", "vectors": "ok", "embedder": "ok"}
         m = await c.get("/metrics")
     assert m.status_code == 200 and m.headers["content-type"].startswith("text/plain")
     text = m.text
