@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from memsvc.stores.sql_keys import APIKeyStore
 
 from memsvc import Memory, Settings
 from memsvc.api import ApiConfig, create_app
+from memsvc.stores.sql_keys import APIKeyStore
 
 
 def hashing_settings(path: Path) -> Settings:

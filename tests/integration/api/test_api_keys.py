@@ -7,11 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from memsvc.stores.sql import migrate
-from memsvc.stores.sql_keys import APIKeyStore, hash_key, utcnow
 from sqlalchemy import Engine, create_engine, inspect
 
 from memsvc.exceptions import InvalidInputError, RecordNotFound
+from memsvc.stores.sql import migrate
+from memsvc.stores.sql_keys import APIKeyStore, hash_key, utcnow
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -201,8 +201,9 @@ async def test_a_write_whose_response_was_lost_is_not_stored_twice(api: Api, mem
     the retry runs again, and the client ids derived from the key deduplicate the events."""
     from datetime import timedelta
 
-    from memsvc.stores.sql_keys import IdempotencyRow, utcnow
     from sqlalchemy import update
+
+    from memsvc.stores.sql_keys import IdempotencyRow, utcnow
 
     async with api.client(api.acme) as c:
         body = {"messages": DOG, "user_id": "ann", "timestamp": T0}
