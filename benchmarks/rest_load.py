@@ -2,6 +2,7 @@
 
     memsvc bench rest [--clients 8] [--adds 2000] [--searches 2000] [--embedder sentence-transformers]
     memsvc bench rest --url http://127.0.0.1:8000 --key msk_...      # a server you started yourself
+    memsvc bench rest --database-url postgresql+psycopg://...        # SQL on PostgreSQL (an empty database)
 
 Without ``--url`` it starts ``memsvc serve`` (embedded profile) on a free loopback port over a fresh
 temporary data directory, creates a tenant key with ``memsvc keys create``, runs two phases, and stops
@@ -74,18 +75,21 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _server(embedder: str) -> Iterator[tuple[str, str, int]]:
-    """``memsvc serve`` in a subprocess over a temporary embedded store: (url, key, pid)."""
+def _server(embedder: str, database_url: str | None) -> Iterator[tuple[str, str, int]]:
+    """``memsvc serve`` in a subprocess over a temporary data directory (and, when given, a PostgreSQL
+    database for the SQL side): (url, key, pid)."""
     import httpx
 
     cli = [sys.executable, "-c", "from memsvc.cli import main; main()"]
     env = {**os.environ, "MEMSVC_EMBEDDER__BACKEND": embedder, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     with tempfile.TemporaryDirectory(prefix="memsvc-rest-") as tmp:
-        out = subprocess.run([*cli, "keys", "create", "--tenant", "bench", "--data-dir", tmp], env=env,
+        db = ["--database-url", database_url] if database_url else []
+        out = subprocess.run([*cli, "keys", "create", "--tenant", "bench", "--data-dir", tmp, *db], env=env,
                              capture_output=True, text=True, check=True)
         key = out.stdout.strip().splitlines()[-1]
         port = _free_port()
-        proc = subprocess.Popen([*cli, "serve", "--port", str(port), "--data-dir", tmp, "--log-level", "warning"],
+        proc = subprocess.Popen([*cli, "serve", "--port", str(port), "--data-dir", tmp, *db,
+                                 "--log-level", "warning"],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         try:
@@ -150,7 +154,7 @@ async def _load(url: str, key: str, clients: int, adds: int, searches: int, pid:
 
 
 def run(clients: int = 8, adds: int = 2000, searches: int = 2000, embedder: str = "sentence-transformers",
-        url: str | None = None, key: str | None = None) -> dict[str, Any]:
+        url: str | None = None, key: str | None = None, database_url: str | None = None) -> dict[str, Any]:
     """Run the load and return the JSON-ready result."""
     from memsvc import __version__
 
@@ -158,7 +162,7 @@ def run(clients: int = 8, adds: int = 2000, searches: int = 2000, embedder: str 
         raise ValueError("clients >= 1, adds >= 0, searches >= 0")
     meta: dict[str, Any] = {
         "benchmark": "rest_load", "version": __version__, "clients": clients, "adds": adds, "searches": searches,
-        "profile": "embedded" if url is None else "external", "embedder": embedder if url is None else "server's",
+        "profile": "external" if url else ("service (PostgreSQL + qdrant-edge)" if database_url else "embedded"), "embedder": embedder if url is None else "server's",
         "python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
     }
     with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -168,5 +172,5 @@ def run(clients: int = 8, adds: int = 2000, searches: int = 2000, embedder: str 
         if not key:
             raise ValueError("--url needs --key")
         return {**meta, **asyncio.run(_load(url, key, clients, adds, searches, None))}
-    with _server(embedder) as (u, k, pid):
+    with _server(embedder, database_url) as (u, k, pid):
         return {**meta, **asyncio.run(_load(u, k, clients, adds, searches, pid))}

@@ -134,12 +134,14 @@ def bench_rest(
     embedder: str = typer.Option("sentence-transformers", help="Embedder of the server it starts."),
     url: str = typer.Option(None, help="Measure a running server instead of starting one (needs --key)."),
     key: str = typer.Option(None, help="Tenant API key for --url."),
+    database_url: str = typer.Option(None, "--database-url", help="Started server keeps SQL in this (empty) database."),
     out: Path = _OUT,
 ) -> None:
     """REST add throughput and search latency with N concurrent clients on loopback (JSON on stdout)."""
     from memsvc.benchmarks.rest_load import run
 
-    result = run(clients=clients, adds=adds, searches=searches, embedder=embedder, url=url, key=key)
+    result = run(clients=clients, adds=adds, searches=searches, embedder=embedder, url=url, key=key,
+                 database_url=database_url)
     text = json.dumps(result, indent=2)
     typer.echo(text)
     target = out or Path("benchmarks/results") / "rest_load.json"
