@@ -108,7 +108,10 @@ def load_locomo(path: str | Path) -> list[LoCoMoConversation]:
 
 
 def ingest_locomo(
-    m: Any, conv: LoCoMoConversation, user_id: str, progress: Progress | None = None,
+    m: Any,
+    conv: LoCoMoConversation,
+    user_id: str,
+    progress: Progress | None = None,
 ) -> tuple[dict[str, str], dict[str, str], list[float]]:
     """Add a conversation, one ``Memory.add`` per session.
 
@@ -123,8 +126,12 @@ def ingest_locomo(
     for si, (date, turns) in enumerate(conv.sessions):
         msgs = [{"role": "user", "content": text, "name": spk} for _, spk, text in turns]
         t0 = time.perf_counter()
-        ids = m.add(messages=msgs, user_id=user_id, session_id=f"{conv.sample_id}-s{si + 1}",
-                    timestamp=parse_locomo_date(date))
+        ids = m.add(
+            messages=msgs,
+            user_id=user_id,
+            session_id=f"{conv.sample_id}-s{si + 1}",
+            timestamp=parse_locomo_date(date),
+        )
         took.append(time.perf_counter() - t0)
         if len(ids) != len(turns):
             raise RuntimeError(f"add returned {len(ids)} ids for {len(turns)} messages")
@@ -167,9 +174,13 @@ def load_longmemeval(path: str | Path) -> list[LongMemEvalQuestion]:
     """All questions of a LongMemEval file (``.json`` or ``.json.gz``), in file order."""
     return [
         LongMemEvalQuestion(
-            question_id=str(q["question_id"]), question_type=str(q.get("question_type", "")),
-            question=q["question"], question_date=q["question_date"],
-            sessions=list(zip(q["haystack_session_ids"], q["haystack_dates"], q["haystack_sessions"], strict=True)),
+            question_id=str(q["question_id"]),
+            question_type=str(q.get("question_type", "")),
+            question=q["question"],
+            question_date=q["question_date"],
+            sessions=list(
+                zip(q["haystack_session_ids"], q["haystack_dates"], q["haystack_sessions"], strict=True)
+            ),
             answer_session_ids=frozenset(q.get("answer_session_ids", [])),
         )
         for q in load_json(path)
@@ -190,7 +201,11 @@ class LongMemEvalIngest:
 
 
 def ingest_longmemeval(
-    m: Any, q: LongMemEvalQuestion, user_id: str, progress: Progress | None = None, session_prefix: str = "s",
+    m: Any,
+    q: LongMemEvalQuestion,
+    user_id: str,
+    progress: Progress | None = None,
+    session_prefix: str = "s",
 ) -> LongMemEvalIngest:
     """Add one question's haystack as ``user_id``, one ``Memory.add`` per session (blank turns dropped).
 
@@ -206,7 +221,12 @@ def ingest_longmemeval(
             continue
         msgs = [{"role": t["role"], "content": t["content"]} for t in keep]
         t0 = time.perf_counter()
-        ids = m.add(messages=msgs, user_id=user_id, session_id=f"{session_prefix}{si}", timestamp=parse_longmemeval_date(date))
+        ids = m.add(
+            messages=msgs,
+            user_id=user_id,
+            session_id=f"{session_prefix}{si}",
+            timestamp=parse_longmemeval_date(date),
+        )
         out.add_seconds.append(time.perf_counter() - t0)
         for j, (t, eid) in enumerate(zip(keep, ids, strict=True)):
             key = f"{si}:{j}"

@@ -17,7 +17,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
-    "COVERAGE", "STOP_WORDS", "content_words", "covered", "groups_touched", "recall_from_hits", "source_keys",
+    "COVERAGE",
+    "STOP_WORDS",
+    "content_words",
+    "covered",
+    "groups_touched",
+    "recall_from_hits",
+    "source_keys",
 ]
 
 _STOP_TEXT = """the and for are but not you all any can had her was one our out day get has him his how man new now
@@ -102,6 +108,11 @@ def groups_touched(
         text = _attr(h, "text") or ""
         words = content_words(text)
         for k in source_keys(h, key_of):
-            if k is not None and k in group_of and group_of[k] not in out and covered(text_of.get(k, ""), text, words):
+            if (
+                k is not None
+                and k in group_of
+                and group_of[k] not in out
+                and covered(text_of.get(k, ""), text, words)
+            ):
                 out.add(group_of[k])
     return out

@@ -49,7 +49,13 @@ def run_latency(
 
 
 def _run(
-    n: int, settings: Any, users: int, batch: int, samples: int, seed: int, path: Path,
+    n: int,
+    settings: Any,
+    users: int,
+    batch: int,
+    samples: int,
+    seed: int,
+    path: Path,
     progress: Callable[[int], None] | None,
 ) -> dict[str, Any]:
     from memsvc import ChatEvent, Memory
@@ -60,12 +66,22 @@ def _run(
         t0 = time.perf_counter()
         last = None
         for chunk in _batches(synthetic_turns(n, users=users, seed=seed), batch):
-            m.add_events([
-                ChatEvent(user_id=t.user_id, text=t.text, role=t.role, session_id=t.session_id,
-                          timestamp=t.timestamp, name=t.name)
-                for t in chunk
-            ])
-            last = max(t.timestamp for t in chunk) if last is None else max(last, *(t.timestamp for t in chunk))
+            m.add_events(
+                [
+                    ChatEvent(
+                        user_id=t.user_id,
+                        text=t.text,
+                        role=t.role,
+                        session_id=t.session_id,
+                        timestamp=t.timestamp,
+                        name=t.name,
+                    )
+                    for t in chunk
+                ]
+            )
+            last = (
+                max(t.timestamp for t in chunk) if last is None else max(last, *(t.timestamp for t in chunk))
+            )
             if progress:
                 progress(len(chunk))
         load_s = time.perf_counter() - t0
@@ -84,8 +100,12 @@ def _run(
         for i, (uid, t) in enumerate(zip(live, new_turns, strict=True)):
             ts = last + timedelta(days=1, seconds=i)
             t1 = time.perf_counter()
-            m.add(messages=[{"role": t.role, "content": t.text, "name": t.name}], user_id=uid,
-                  session_id=f"{uid}-live", timestamp=ts)
+            m.add(
+                messages=[{"role": t.role, "content": t.text, "name": t.name}],
+                user_id=uid,
+                session_id=f"{uid}-live",
+                timestamp=ts,
+            )
             if i >= 5:  # warm-up: first calls load the tokenizer paths and caches
                 add_s.append(time.perf_counter() - t1)
         search_s: list[float] = []

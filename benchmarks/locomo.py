@@ -56,7 +56,9 @@ def run_locomo(
             try:
                 key_of, text_of, took = ingest_locomo(m, conv, conv.sample_id)
                 add_s += took
-                add_turn_s += [t / len(turns) for t, (_, turns) in zip(took, conv.sessions, strict=True) if turns]
+                add_turn_s += [
+                    t / len(turns) for t, (_, turns) in zip(took, conv.sessions, strict=True) if turns
+                ]
                 for qa in conv.qas:
                     for b in budgets:
                         t0 = time.perf_counter()
@@ -71,13 +73,13 @@ def run_locomo(
             finally:
                 m.close()
         if progress:
-            progress(f"{conv.sample_id}: {len(conv.qas)} questions, "
-                     + " ".join(f"@{b}={_pct(rec[b]):.1f}" for b in budgets))
+            progress(
+                f"{conv.sample_id}: {len(conv.qas)} questions, "
+                + " ".join(f"@{b}={_pct(rec[b]):.1f}" for b in budgets)
+            )
     return {
         "recall": {str(b): _pct(rec[b]) for b in budgets},
-        "per_category": {
-            str(c): {str(b): _pct(cat[c][b]) for b in budgets} for c in sorted(cat)
-        },
+        "per_category": {str(c): {str(b): _pct(cat[c][b]) for b in budgets} for c in sorted(cat)},
         "tokens_mean": {str(b): round(sum(toks[b]) / len(toks[b]), 1) if toks[b] else 0.0 for b in budgets},
         "add_ms": percentiles(add_s),
         "search_ms": percentiles(search_s),
@@ -88,4 +90,3 @@ def run_locomo(
         "turns": sum(c.n_turns for c in convs),
         "category_names": {str(c): CATEGORIES.get(c, "?") for c in sorted(cat)},
     }
-

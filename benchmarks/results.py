@@ -53,10 +53,18 @@ def git_commit() -> tuple[str, bool]:
     if root is None:
         return "unknown", False
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                    capture_output=True, text=True, check=True).stdout.strip())
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
     except (OSError, subprocess.CalledProcessError):
         return "unknown", False
     return sha, dirty
@@ -88,7 +96,11 @@ def machine() -> dict[str, Any]:
 
 
 def write_result(
-    bench: str, result: dict[str, Any], settings: Any, config: dict[str, Any], results_dir: Path | None = None,
+    bench: str,
+    result: dict[str, Any],
+    settings: Any,
+    config: dict[str, Any],
+    results_dir: Path | None = None,
 ) -> Path:
     """Write ``result`` with its metadata; returns the file path."""
     commit, dirty = git_commit()

@@ -14,24 +14,120 @@ from datetime import UTC, datetime, timedelta
 
 __all__ = ["SyntheticTurn", "synthetic_queries", "synthetic_turns"]
 
-NAMES = ["Ann", "Ben", "Caroline", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi", "Luca",
-         "Maya", "Noah", "Olga", "Priya", "Quinn", "Rosa", "Sam", "Tariq", "Uma", "Victor", "Wen", "Yusuf"]
-RELATIONS = ["sister", "brother", "mother", "father", "cousin", "best friend", "neighbour", "coworker",
-             "grandmother", "roommate", "daughter", "son"]
-PLACES = ["Lisbon", "the lake house", "the farmers market", "Kyoto", "the climbing gym", "my aunt's farm",
-          "the new library", "Barcelona", "the botanical garden", "the beach", "the jazz bar downtown",
-          "Vancouver", "the pottery studio", "the mountains", "the community center", "Mexico City"]
-ACTIVITIES = ["pottery", "rock climbing", "sourdough baking", "painting watercolours", "running half marathons",
-              "learning Spanish", "playing the violin", "birdwatching", "woodworking", "salsa dancing",
-              "gardening", "photography", "chess", "kayaking", "knitting", "volunteering at the shelter"]
-PETS = ["a puppy named Rex", "two cats", "a rescue greyhound", "a parrot called Kiwi", "a goldfish",
-        "a bunny named Clover"]
-FOODS = ["homemade ramen", "a lemon tart", "vegetable curry", "tacos al pastor", "mushroom risotto",
-         "banana bread", "grilled salmon", "dumplings"]
-FEELINGS = ["amazing", "exhausting but worth it", "really relaxing", "a bit stressful", "so much fun",
-            "surprisingly emotional", "peaceful", "inspiring"]
-WHEN = ["last weekend", "yesterday", "two weeks ago", "on Friday night", "this morning", "last summer",
-        "over the holidays", "a few days ago"]
+NAMES = [
+    "Ann",
+    "Ben",
+    "Caroline",
+    "Dev",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kemi",
+    "Luca",
+    "Maya",
+    "Noah",
+    "Olga",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tariq",
+    "Uma",
+    "Victor",
+    "Wen",
+    "Yusuf",
+]
+RELATIONS = [
+    "sister",
+    "brother",
+    "mother",
+    "father",
+    "cousin",
+    "best friend",
+    "neighbour",
+    "coworker",
+    "grandmother",
+    "roommate",
+    "daughter",
+    "son",
+]
+PLACES = [
+    "Lisbon",
+    "the lake house",
+    "the farmers market",
+    "Kyoto",
+    "the climbing gym",
+    "my aunt's farm",
+    "the new library",
+    "Barcelona",
+    "the botanical garden",
+    "the beach",
+    "the jazz bar downtown",
+    "Vancouver",
+    "the pottery studio",
+    "the mountains",
+    "the community center",
+    "Mexico City",
+]
+ACTIVITIES = [
+    "pottery",
+    "rock climbing",
+    "sourdough baking",
+    "painting watercolours",
+    "running half marathons",
+    "learning Spanish",
+    "playing the violin",
+    "birdwatching",
+    "woodworking",
+    "salsa dancing",
+    "gardening",
+    "photography",
+    "chess",
+    "kayaking",
+    "knitting",
+    "volunteering at the shelter",
+]
+PETS = [
+    "a puppy named Rex",
+    "two cats",
+    "a rescue greyhound",
+    "a parrot called Kiwi",
+    "a goldfish",
+    "a bunny named Clover",
+]
+FOODS = [
+    "homemade ramen",
+    "a lemon tart",
+    "vegetable curry",
+    "tacos al pastor",
+    "mushroom risotto",
+    "banana bread",
+    "grilled salmon",
+    "dumplings",
+]
+FEELINGS = [
+    "amazing",
+    "exhausting but worth it",
+    "really relaxing",
+    "a bit stressful",
+    "so much fun",
+    "surprisingly emotional",
+    "peaceful",
+    "inspiring",
+]
+WHEN = [
+    "last weekend",
+    "yesterday",
+    "two weeks ago",
+    "on Friday night",
+    "this morning",
+    "last summer",
+    "over the holidays",
+    "a few days ago",
+]
 JOBS = ["a nurse", "a software engineer", "a teacher", "a counselor", "a chef", "an architect", "a designer"]
 
 USER_TEMPLATES = [
@@ -59,10 +155,16 @@ ASSISTANT_TEMPLATES = [
     "I'm sorry to hear that about your {relation}. Is there anything that helped before?",
 ]
 QUERY_TEMPLATES = [
-    "When did I go to {place}?", "What did I cook for my {relation}?", "Which pet did we adopt?",
-    "What hobby did I start recently?", "What job did my {relation} get?", "Who did I meet at {place}?",
-    "Where are we planning to travel with {name}?", "What book did I get for my birthday?",
-    "How was the class about {activity}?", "What am I worried about with my {relation}?",
+    "When did I go to {place}?",
+    "What did I cook for my {relation}?",
+    "Which pet did we adopt?",
+    "What hobby did I start recently?",
+    "What job did my {relation} get?",
+    "Who did I meet at {place}?",
+    "Where are we planning to travel with {name}?",
+    "What book did I get for my birthday?",
+    "How was the class about {activity}?",
+    "What am I worried about with my {relation}?",
 ]
 
 
@@ -80,14 +182,23 @@ class SyntheticTurn:
 
 def _fill(rng: random.Random, template: str) -> str:
     return template.format(
-        place=rng.choice(PLACES), relation=rng.choice(RELATIONS), when=rng.choice(WHEN),
-        feeling=rng.choice(FEELINGS), activity=rng.choice(ACTIVITIES), name=rng.choice(NAMES),
-        job=rng.choice(JOBS), pet=rng.choice(PETS), food=rng.choice(FOODS),
+        place=rng.choice(PLACES),
+        relation=rng.choice(RELATIONS),
+        when=rng.choice(WHEN),
+        feeling=rng.choice(FEELINGS),
+        activity=rng.choice(ACTIVITIES),
+        name=rng.choice(NAMES),
+        job=rng.choice(JOBS),
+        pet=rng.choice(PETS),
+        food=rng.choice(FOODS),
     )
 
 
 def synthetic_turns(
-    n: int, users: int = 10, session_turns: int = 20, seed: int = 0,
+    n: int,
+    users: int = 10,
+    session_turns: int = 20,
+    seed: int = 0,
     start: datetime = datetime(2023, 1, 1, 9, 0, tzinfo=UTC),
 ) -> Iterator[SyntheticTurn]:
     """``n`` turns spread over ``users`` users, in sessions of ``session_turns`` turns.
@@ -109,8 +220,11 @@ def synthetic_turns(
                 user_turn = k % 2 == 0
                 tmpl = rng.choice(USER_TEMPLATES if user_turn else ASSISTANT_TEMPLATES)
                 yield SyntheticTurn(
-                    user_id=uid, session_id=f"{uid}-s{session:05d}", role="user" if user_turn else "assistant",
-                    name=me if user_turn else "assistant", text=_fill(rng, tmpl),
+                    user_id=uid,
+                    session_id=f"{uid}-s{session:05d}",
+                    role="user" if user_turn else "assistant",
+                    name=me if user_turn else "assistant",
+                    text=_fill(rng, tmpl),
                     timestamp=day + timedelta(minutes=k),
                 )
                 produced += 1

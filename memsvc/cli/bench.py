@@ -17,7 +17,8 @@ from memsvc.config import Settings
 __all__ = ["bench_latency", "bench_locomo", "bench_longmemeval", "parse_budgets"]
 
 ResultsDir = Annotated[
-    Path | None, typer.Option("--results-dir", help="Where the result file goes (default benchmarks/results/).")
+    Path | None,
+    typer.Option("--results-dir", help="Where the result file goes (default benchmarks/results/)."),
 ]
 
 
@@ -36,8 +37,9 @@ def _log(msg: str) -> None:
     typer.echo(msg, err=True)
 
 
-def _finish(bench: str, result: dict[str, Any], settings: Settings, config: dict[str, Any],
-            results_dir: Path | None) -> None:
+def _finish(
+    bench: str, result: dict[str, Any], settings: Settings, config: dict[str, Any], results_dir: Path | None
+) -> None:
     from memsvc.benchmarks.results import write_result
 
     path = write_result(bench, result, settings, config, results_dir)
@@ -63,10 +65,14 @@ def bench_locomo(
 
 @bench_app.command("longmemeval")
 def bench_longmemeval(
-    data: Annotated[Path, typer.Option("--data", exists=True, dir_okay=False, help="LongMemEval JSON(.gz) file.")],
+    data: Annotated[
+        Path, typer.Option("--data", exists=True, dir_okay=False, help="LongMemEval JSON(.gz) file.")
+    ],
     budgets: Annotated[str, typer.Option(help="Comma-separated token budgets.")] = "1000,2000,4000",
     step: Annotated[int, typer.Option(min=1, help="Every S-th question (the dev figures use 4).")] = 1,
-    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions (after --step).")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Only the first N questions (after --step).")
+    ] = None,
     results_dir: ResultsDir = None,
 ) -> None:
     """LongMemEval has_answer turn recall and all-answer-sessions recall at token budgets."""
@@ -75,8 +81,13 @@ def bench_longmemeval(
     bs = parse_budgets(budgets)
     settings = Settings()
     result = run_longmemeval(data, bs, settings, step, limit, progress=_log)
-    _finish("longmemeval", result, settings,
-            {"data": str(data), "budgets": bs, "step": step, "limit": limit}, results_dir)
+    _finish(
+        "longmemeval",
+        result,
+        settings,
+        {"data": str(data), "budgets": bs, "step": step, "limit": limit},
+        results_dir,
+    )
 
 
 @bench_app.command("latency")
@@ -84,8 +95,12 @@ def bench_latency(
     n: Annotated[int, typer.Option("--n", min=1, help="Memories (turns) stored before timing.")] = 100_000,
     users: Annotated[int, typer.Option(min=1, help="Users the turns are spread over.")] = 10,
     batch: Annotated[int, typer.Option(min=1, help="Events per bulk add_events call.")] = 2_000,
-    samples: Annotated[int, typer.Option(min=1, help="Timed single adds, and timed searches per kind.")] = 200,
-    data_dir: Annotated[Path | None, typer.Option(help="Keep the store here (default: a temporary folder).")] = None,
+    samples: Annotated[
+        int, typer.Option(min=1, help="Timed single adds, and timed searches per kind.")
+    ] = 200,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Keep the store here (default: a temporary folder).")
+    ] = None,
     results_dir: ResultsDir = None,
 ) -> None:
     """Single-turn add and search latency (p50/p95, query embedding included) at N stored turns."""
@@ -96,5 +111,6 @@ def bench_latency(
     settings = Settings()
     with tqdm(total=n, unit="turn", desc="bulk load", file=sys.stderr, dynamic_ncols=True) as bar:
         result = run_latency(n, settings, users, batch, samples, data_dir=data_dir, progress=bar.update)
-    _finish("latency", result, settings,
-            {"n": n, "users": users, "batch": batch, "samples": samples}, results_dir)
+    _finish(
+        "latency", result, settings, {"n": n, "users": users, "batch": batch, "samples": samples}, results_dir
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,7 +21,7 @@ def migrate(
     """Run the SQL schema migrations (Alembic)."""
     from memsvc.stores.sql import migrate as run
 
-    kw = {k: v for k, v in (("data_dir", data_dir), ("database_url", database_url)) if v is not None}
+    kw: dict[str, Any] = {k: v for k, v in (("data_dir", data_dir), ("database_url", database_url)) if v is not None}
     settings = Settings(**kw)
     if settings.profile == "embedded":
         settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -71,13 +71,17 @@ def _print_hits(hits: list[Any], took_ms: float) -> None:
             src = f"video {h.stream_id}" + (f" ({n} frames)" if n > 1 else "")
         else:
             src = f"chat {h.session_id}" + (f" ({n} turns)" if n > 1 else "")
-        typer.echo(f"   {i:>2} {h.score:6.3f}  {h.level!s:<8} {h.start_time:%Y-%m-%d %H:%M:%S}  "
-                   f"{_one_line(src, 26):<26} {_one_line(h.text, 64)}")
+        typer.echo(
+            f"   {i:>2} {h.score:6.3f}  {h.level!s:<8} {h.start_time:%Y-%m-%d %H:%M:%S}  "
+            f"{_one_line(src, 26):<26} {_one_line(h.text, 64)}"
+        )
 
 
 @app.command()
 def demo(
-    data_dir: Annotated[Path | None, typer.Option(help="Keep the store in this folder (default: a temporary one).")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Keep the store in this folder (default: a temporary one).")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Hits shown per query.")] = 3,
     budget: Annotated[int, typer.Option(min=20, help="Token budget of the demo context.")] = 300,
 ) -> None:
@@ -96,27 +100,42 @@ def _demo(settings: Settings, limit: int, budget: int, keep: bool) -> None:
     t0 = time.perf_counter()
     with Memory(settings) as m:
         m.service.embedder.embed(["warm up"])
-        typer.echo(f"opened store and loaded embedder {m.service.embedder.name!r} in "
-                   f"{time.perf_counter() - t0:.1f} s\n")
+        typer.echo(
+            f"opened store and loaded embedder {m.service.embedder.name!r} in "
+            f"{time.perf_counter() - t0:.1f} s\n"
+        )
 
         typer.secho("1. chat: three sessions", bold=True)
         for s in sample["sessions"]:
             start = datetime.fromisoformat(s["start"])
-            msgs = [{"role": t["role"], "name": t["name"], "content": t["text"],
-                     "timestamp": start + timedelta(minutes=2 * k)} for k, t in enumerate(s["turns"])]
+            msgs = [
+                {
+                    "role": t["role"],
+                    "name": t["name"],
+                    "content": t["text"],
+                    "timestamp": start + timedelta(minutes=2 * k),
+                }
+                for k, t in enumerate(s["turns"])
+            ]
             t1 = time.perf_counter()
             ids = m.add(messages=msgs, user_id=user, session_id=s["session_id"])
-            typer.echo(f"   session {s['session_id']}: {len(ids)} turns stored in "
-                       f"{1000 * (time.perf_counter() - t1):.0f} ms")
+            typer.echo(
+                f"   session {s['session_id']}: {len(ids)} turns stored in "
+                f"{1000 * (time.perf_counter() - t1):.0f} ms"
+            )
 
         video = sample["video"]
         stamps, emb, caps = _frames(video)
         t1 = time.perf_counter()
-        m.add_frames(stream_id=video["stream_id"], user_id=user, timestamps=stamps, embeddings=emb, captions=caps)
+        m.add_frames(
+            stream_id=video["stream_id"], user_id=user, timestamps=stamps, embeddings=emb, captions=caps
+        )
         typer.secho("\n2. video: a synthetic camera stream", bold=True)
-        typer.echo(f"   stream {video['stream_id']}: {len(stamps)} frames ({FRAME_DIM}-d embeddings in "
-                   f"{len(video['scenes'])} clusters, {sum(c is not None for c in caps)} captions) stored in "
-                   f"{1000 * (time.perf_counter() - t1):.0f} ms")
+        typer.echo(
+            f"   stream {video['stream_id']}: {len(stamps)} frames ({FRAME_DIM}-d embeddings in "
+            f"{len(video['scenes'])} clusters, {sum(c is not None for c in caps)} captions) stored in "
+            f"{1000 * (time.perf_counter() - t1):.0f} ms"
+        )
         stats = m.stats(user)
         typer.echo("   stored: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
 
@@ -136,5 +155,9 @@ def _demo(settings: Settings, limit: int, budget: int, keep: bool) -> None:
         typer.echo(f"   {count_tokens(ctx)} cl100k tokens in {took:.1f} ms:")
         for line in ctx.splitlines():
             typer.echo(f"   | {line}")
-    typer.secho(f"\ndone: the store is kept in {settings.data_dir}" if keep
-                else "\ndone: the temporary store is removed", bold=True)
+    typer.secho(
+        f"\ndone: the store is kept in {settings.data_dir}"
+        if keep
+        else "\ndone: the temporary store is removed",
+        bold=True,
+    )

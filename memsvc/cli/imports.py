@@ -18,13 +18,15 @@ from memsvc.config import Settings
 
 __all__ = ["import_app"]
 
-import_app = typer.Typer(help="Import a benchmark data set into a store (progress bar on stderr).",
-                         no_args_is_help=True)
+import_app = typer.Typer(
+    help="Import a benchmark data set into a store (progress bar on stderr).", no_args_is_help=True
+)
 app.add_typer(import_app, name="import")
 
 User = Annotated[str, typer.Option("--user", "-u", help="User id that owns the imported memories.")]
 DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Embedded data directory (default ~/.memsvc or MEMSVC_DATA_DIR).")
+    Path | None,
+    typer.Option("--data-dir", help="Embedded data directory (default ~/.memsvc or MEMSVC_DATA_DIR)."),
 ]
 
 
@@ -50,7 +52,8 @@ def import_locomo(
     user: User,
     data_dir: DataDir = None,
     conversation: Annotated[
-        list[str] | None, typer.Option("--conversation", "-c", help="Only this sample_id (repeatable; default: all).")
+        list[str] | None,
+        typer.Option("--conversation", "-c", help="Only this sample_id (repeatable; default: all)."),
     ] = None,
 ) -> None:
     """Import LoCoMo conversations (session ids ``<sample_id>-s<N>``)."""
@@ -73,7 +76,9 @@ def import_locomo(
 
 @import_app.command("longmemeval")
 def import_longmemeval(
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="LongMemEval JSON (or .json.gz) file.")],
+    path: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="LongMemEval JSON (or .json.gz) file.")
+    ],
     user: User,
     data_dir: DataDir = None,
     question: Annotated[

@@ -25,8 +25,19 @@ def test_demo_with_minilm_finds_the_dog(minilm: object) -> None:
 
 def test_bench_locomo_with_minilm(minilm: object, tmp_path: Path) -> None:
     data = write_locomo(tmp_path)
-    res = runner.invoke(app, ["bench", "locomo", "--data", str(data), "--budgets", "40,100000",
-                              "--results-dir", str(tmp_path / "res")])
+    res = runner.invoke(
+        app,
+        [
+            "bench",
+            "locomo",
+            "--data",
+            str(data),
+            "--budgets",
+            "40,100000",
+            "--results-dir",
+            str(tmp_path / "res"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["recall"]["100000"] == 100.0

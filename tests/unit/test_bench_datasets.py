@@ -25,8 +25,11 @@ def test_load_locomo(tmp_path: Path) -> None:
     a, b = load_locomo(write_locomo(tmp_path))
     assert (a.sample_id, len(a.sessions), a.n_turns) == ("conv-a", 2, 7)
     assert a.sessions[0][0] == "1:56 pm on 8 May, 2023"
-    assert a.sessions[0][1][2] == ("D1:3", "Ann", "He is a golden retriever, very playful. "
-                                                  "[shares a photo: a golden puppy on a rug]")
+    assert a.sessions[0][1][2] == (
+        "D1:3",
+        "Ann",
+        "He is a golden retriever, very playful. [shares a photo: a golden puppy on a rug]",
+    )
     # category 5 and evidence-less QAs dropped; "D2:3; D1:1" split by the regex
     assert [q.category for q in a.qas] == [4, 1, 2, 3]
     assert a.qas[2].evidence == {"D2:3", "D1:1"}

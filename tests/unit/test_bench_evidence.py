@@ -29,7 +29,9 @@ TEXT_OF = {
 
 
 def hit(text: str, sources: list[str], level: Level = Level.TURN) -> Hit:
-    return Hit(id="h", text=text, score=1.0, level=level, start_time=T, end_time=T, source_ids=sources, user_id="u")
+    return Hit(
+        id="h", text=text, score=1.0, level=level, start_time=T, end_time=T, source_ids=sources, user_id="u"
+    )
 
 
 def test_content_words_rules() -> None:
@@ -52,7 +54,10 @@ def test_provenance_and_coverage_both_needed() -> None:
     # the unit lists the turn and holds its words: recalled
     assert recall_from_hits([hit(TEXT_OF["D1:1"], ["e1"])], ev, KEY_OF, TEXT_OF) == 1.0
     # provenance without the words (a summary "covering" the turn): not recalled
-    assert recall_from_hits([hit("Ann talked about pets.", ["e1", "e2"], Level.SUMMARY)], ev, KEY_OF, TEXT_OF) == 0
+    assert (
+        recall_from_hits([hit("Ann talked about pets.", ["e1", "e2"], Level.SUMMARY)], ev, KEY_OF, TEXT_OF)
+        == 0
+    )
     # the words without provenance (another turn that repeats them): not recalled
     assert recall_from_hits([hit(TEXT_OF["D1:1"], ["e2"])], ev, KEY_OF, TEXT_OF) == 0
     # an episode holding both turns recalls both; unknown source ids are ignored

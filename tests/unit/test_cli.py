@@ -70,17 +70,29 @@ def test_import_locomo(tmp_path: Path) -> None:
 
 def test_import_one_conversation_and_unknown(tmp_path: Path) -> None:
     data = write_locomo(tmp_path)
-    out = invoke("import", "locomo", str(data), "-u", "x", "--data-dir", str(tmp_path / "d"), "-c", "conv-b").stdout
+    out = invoke(
+        "import", "locomo", str(data), "-u", "x", "--data-dir", str(tmp_path / "d"), "-c", "conv-b"
+    ).stdout
     assert "4 turns" in out
-    bad = runner.invoke(app, ["import", "locomo", str(data), "-u", "x", "--data-dir", str(tmp_path / "d"),
-                              "-c", "nope"])
+    bad = runner.invoke(
+        app, ["import", "locomo", str(data), "-u", "x", "--data-dir", str(tmp_path / "d"), "-c", "nope"]
+    )
     assert bad.exit_code == 2
 
 
 def test_import_longmemeval(tmp_path: Path) -> None:
     data = write_longmemeval(tmp_path)
-    out = invoke("import", "longmemeval", str(data), "--user", "u", "--data-dir", str(tmp_path / "d"),
-                 "--question", "q3").stdout
+    out = invoke(
+        "import",
+        "longmemeval",
+        str(data),
+        "--user",
+        "u",
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--question",
+        "q3",
+    ).stdout
     assert "6 turns for user 'u'" in out
     with Memory(Settings(embedder=HASHING), path=tmp_path / "d") as m:
         hist = m.history("u")
@@ -99,8 +111,16 @@ def _result_file(results: Path, bench: str) -> dict:
 
 def test_bench_locomo_keys_and_result_file(tmp_path: Path) -> None:
     data = write_locomo(tmp_path)
-    res = invoke("bench", "locomo", "--data", str(data), "--budgets", "60,100000", "--results-dir",
-                 str(tmp_path / "res"))
+    res = invoke(
+        "bench",
+        "locomo",
+        "--data",
+        str(data),
+        "--budgets",
+        "60,100000",
+        "--results-dir",
+        str(tmp_path / "res"),
+    )
     out = json.loads(res.stdout)
     assert {"recall", "per_category", "tokens_mean", "add_ms", "search_ms"} <= set(out)
     assert set(out["recall"]) == {"60", "100000"}
@@ -116,8 +136,18 @@ def test_bench_locomo_keys_and_result_file(tmp_path: Path) -> None:
 
 def test_bench_locomo_limit_and_bad_budgets(tmp_path: Path) -> None:
     data = write_locomo(tmp_path)
-    res = invoke("bench", "locomo", "--data", str(data), "--budgets", "200", "--limit", "1",
-                 "--results-dir", str(tmp_path / "res"))
+    res = invoke(
+        "bench",
+        "locomo",
+        "--data",
+        str(data),
+        "--budgets",
+        "200",
+        "--limit",
+        "1",
+        "--results-dir",
+        str(tmp_path / "res"),
+    )
     assert json.loads(res.stdout)["questions"] == 4
     for bad in ("abc", "0,100", ""):
         r = runner.invoke(app, ["bench", "locomo", "--data", str(data), "--budgets", bad])
@@ -126,21 +156,51 @@ def test_bench_locomo_limit_and_bad_budgets(tmp_path: Path) -> None:
 
 def test_bench_longmemeval(tmp_path: Path) -> None:
     data = write_longmemeval(tmp_path)
-    res = invoke("bench", "longmemeval", "--data", str(data), "--budgets", "30,100000", "--results-dir",
-                 str(tmp_path / "res"))
+    res = invoke(
+        "bench",
+        "longmemeval",
+        "--data",
+        str(data),
+        "--budgets",
+        "30,100000",
+        "--results-dir",
+        str(tmp_path / "res"),
+    )
     out = json.loads(res.stdout)
     assert out["questions"] == 2 and out["skipped_abstention"] == 1
     assert out["recall"]["100000"] == 100.0 and out["recall_all_sessions"]["100000"] == 100.0
     assert out["tokens_mean"]["30"] <= 30
     _result_file(tmp_path / "res", "longmemeval")
-    res = invoke("bench", "longmemeval", "--data", str(data), "--step", "2", "--limit", "1",
-                 "--results-dir", str(tmp_path / "res2"))
+    res = invoke(
+        "bench",
+        "longmemeval",
+        "--data",
+        str(data),
+        "--step",
+        "2",
+        "--limit",
+        "1",
+        "--results-dir",
+        str(tmp_path / "res2"),
+    )
     assert json.loads(res.stdout)["questions"] == 1
 
 
 def test_bench_latency_tiny(tmp_path: Path) -> None:
-    res = invoke("bench", "latency", "--n", "300", "--users", "3", "--batch", "100", "--samples", "5",
-                 "--results-dir", str(tmp_path / "res"))
+    res = invoke(
+        "bench",
+        "latency",
+        "--n",
+        "300",
+        "--users",
+        "3",
+        "--batch",
+        "100",
+        "--samples",
+        "5",
+        "--results-dir",
+        str(tmp_path / "res"),
+    )
     out = json.loads(res.stdout)
     assert out["n"] == 300 and out["stats"]["events"] == 300
     for k in ("add_ms", "search_ms", "search_budget1000_ms"):
