@@ -11,12 +11,20 @@ import json
 import os
 import platform
 import subprocess
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["default_results_dir", "git_commit", "machine", "percentiles", "write_result"]
+__all__ = [
+    "default_results_dir",
+    "git_commit",
+    "machine",
+    "percentiles",
+    "run_start",
+    "write_result",
+]
 
 
 def percentiles(seconds: Sequence[float]) -> dict[str, float]:
@@ -70,6 +78,19 @@ def git_commit() -> tuple[str, bool]:
     return sha, dirty
 
 
+def run_start() -> dict[str, Any]:
+    """What to record when a benchmark starts: commit, dirty flag, load average, a clock."""
+    commit, dirty = git_commit()
+    return {"commit": commit, "dirty": dirty, "loadavg": _loadavg(), "t0": time.perf_counter()}
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover - not on every platform
+        return None
+
+
 def machine() -> dict[str, Any]:
     """Platform, Python, CPU count and, when importable, torch and its thread count."""
     info: dict[str, Any] = {
@@ -77,6 +98,7 @@ def machine() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
+        "loadavg": _loadavg(),
     }
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -101,19 +123,28 @@ def write_result(
     settings: Any,
     config: dict[str, Any],
     results_dir: Path | None = None,
+    started: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``result`` with its metadata; returns the file path."""
-    commit, dirty = git_commit()
+    """Write ``result`` with its metadata; returns the file path.
+
+    ``started`` is ``run_start()`` taken when the run began: the commit and machine load then (the code
+    that ran), with the wall time since.
+    """
+    start = started or run_start()
+    commit, dirty = start["commit"], start["dirty"]
     now = datetime.now(UTC)
+    info = machine()
+    info["loadavg_start"] = start["loadavg"]
     doc = {
         "bench": bench,
         "result": result,
         "commit": commit,
         "dirty": dirty,
-        "machine": machine(),
+        "machine": info,
         "config": config,
         "settings": json.loads(settings.model_dump_json()) if settings is not None else None,
         "date": now.isoformat(timespec="seconds"),
+        "wall_s": round(time.perf_counter() - start["t0"], 1),
     }
     out = results_dir or default_results_dir()
     out.mkdir(parents=True, exist_ok=True)

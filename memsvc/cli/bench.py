@@ -37,12 +37,23 @@ def _log(msg: str) -> None:
     typer.echo(msg, err=True)
 
 
+def _start() -> dict[str, Any]:
+    from memsvc.benchmarks.results import run_start
+
+    return run_start()
+
+
 def _finish(
-    bench: str, result: dict[str, Any], settings: Settings, config: dict[str, Any], results_dir: Path | None
+    bench: str,
+    result: dict[str, Any],
+    settings: Settings,
+    config: dict[str, Any],
+    results_dir: Path | None,
+    started: dict[str, Any],
 ) -> None:
     from memsvc.benchmarks.results import write_result
 
-    path = write_result(bench, result, settings, config, results_dir)
+    path = write_result(bench, result, settings, config, results_dir, started)
     typer.echo(json.dumps(result, indent=2))
     _log(f"wrote {path}")
 
@@ -57,10 +68,13 @@ def bench_locomo(
     """LoCoMo evidence recall (categories 1-4) at token budgets, tokens returned, add/search latency."""
     from memsvc.benchmarks.locomo import run_locomo
 
+    started = _start()
     bs = parse_budgets(budgets)
     settings = Settings()
     result = run_locomo(data, bs, settings, limit, progress=_log)
-    _finish("locomo", result, settings, {"data": str(data), "budgets": bs, "limit": limit}, results_dir)
+    _finish(
+        "locomo", result, settings, {"data": str(data), "budgets": bs, "limit": limit}, results_dir, started
+    )
 
 
 @bench_app.command("longmemeval")
@@ -78,6 +92,7 @@ def bench_longmemeval(
     """LongMemEval has_answer turn recall and all-answer-sessions recall at token budgets."""
     from memsvc.benchmarks.longmemeval import run_longmemeval
 
+    started = _start()
     bs = parse_budgets(budgets)
     settings = Settings()
     result = run_longmemeval(data, bs, settings, step, limit, progress=_log)
@@ -87,6 +102,7 @@ def bench_longmemeval(
         settings,
         {"data": str(data), "budgets": bs, "step": step, "limit": limit},
         results_dir,
+        started,
     )
 
 
@@ -108,9 +124,9 @@ def bench_latency(
 
     from memsvc.benchmarks.latency import run_latency
 
+    started = _start()
     settings = Settings()
     with tqdm(total=n, unit="turn", desc="bulk load", file=sys.stderr, dynamic_ncols=True) as bar:
         result = run_latency(n, settings, users, batch, samples, data_dir=data_dir, progress=bar.update)
-    _finish(
-        "latency", result, settings, {"n": n, "users": users, "batch": batch, "samples": samples}, results_dir
-    )
+    config = {"n": n, "users": users, "batch": batch, "samples": samples}
+    _finish("latency", result, settings, config, results_dir, started)
