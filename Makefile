@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-all lint bench-locomo bench-latency
+.PHONY: install demo test test-all lint bench-locomo bench-longmemeval bench-latency
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,3 +29,17 @@ test-all: install
 
 lint: install
 	$(VENV)/bin/ruff check memsvc stores segmenters compressors gpu benchmarks tests
+
+# Benchmarks (results: JSON on stdout and in benchmarks/results/; see docs/BENCHMARKS.md).
+LOCOMO ?= ../shared/data/locomo/locomo_dev.json
+LONGMEMEVAL ?= ../shared/data/longmemeval/longmemeval_s_dev100.json.gz
+N ?= 100000
+
+bench-locomo: install
+	$(VENV)/bin/memsvc bench locomo --data $(LOCOMO)
+
+bench-longmemeval: install
+	$(VENV)/bin/memsvc bench longmemeval --data $(LONGMEMEVAL) --step 4
+
+bench-latency: install
+	$(VENV)/bin/memsvc bench latency --n $(N)

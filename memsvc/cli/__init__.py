@@ -1,6 +1,6 @@
 """The ``memsvc`` command line (Typer). Sub-commands live in sibling modules and register on import:
 
-    memsvc demo | migrate | import ... | bench <name> ...
+    memsvc demo | migrate | import locomo|longmemeval ... | bench locomo|longmemeval|latency ...
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ app.add_typer(bench_app, name="bench")
 
 def main() -> None:
     """Console-script entry point."""
-    from memsvc.cli import bench_compression, commands, doctor  # noqa: F401  (register commands)
-    from memsvc.cli import serve  # noqa: F401  (serve, keys, bench rest)
-
     app()
 
+
+# Sub-commands register on ``app`` when their module is imported; they import nothing heavy at import
+# time (torch, models and stores load inside the commands).
+from memsvc.cli import bench, bench_compression, commands, demo, doctor, imports, serve  # noqa: E402,F401
 
 __all__ = ["app", "bench_app", "main"]

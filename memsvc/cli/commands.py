@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -12,15 +13,15 @@ from memsvc.config import Settings
 
 @app.command()
 def migrate(
-    data_dir: Path = typer.Option(None, help="Embedded data directory (default ~/.memsvc)."),
-    database_url: str = typer.Option(None, help="SQLAlchemy URL (service profile)."),
-    revision: str = typer.Option("head", help="Target revision."),
-    down: bool = typer.Option(False, help="Downgrade to --revision instead of upgrading."),
+    data_dir: Annotated[Path | None, typer.Option(help="Embedded data directory (default ~/.memsvc).")] = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL (service profile).")] = None,
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+    down: Annotated[bool, typer.Option(help="Downgrade to --revision instead of upgrading.")] = False,
 ) -> None:
     """Run the SQL schema migrations (Alembic)."""
     from memsvc.stores.sql import migrate as run
 
-    kw = {k: v for k, v in (("data_dir", data_dir), ("database_url", database_url)) if v is not None}
+    kw: dict[str, Any] = {k: v for k, v in (("data_dir", data_dir), ("database_url", database_url)) if v is not None}
     settings = Settings(**kw)
     if settings.profile == "embedded":
         settings.data_dir.mkdir(parents=True, exist_ok=True)

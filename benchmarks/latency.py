@@ -1,0 +1,135 @@
+"""Add and search latency at N stored memories on the embedded profile (SQLite + qdrant-edge + MiniLM).
+
+1. Bulk load: ``n`` synthetic turns (``synthetic.synthetic_turns``) across ``users`` users and many
+   sessions, through ``Memory.add_events`` in batches of ``batch`` events (the efficient path; not timed
+   per call, reported as throughput).
+2. ``Memory.consolidate()``: closes idle episodes, reconciles SQL and vectors, builds the HNSW index.
+3. Timed, one call at a time after a short warm-up: ``samples`` single-turn ``Memory.add`` calls (a new
+   turn in a live session of a random user) and ``samples`` ``Memory.search`` calls (query embedding
+   included) with the default limit of 10 hits, and as many with ``budget_tokens=1000``.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from memsvc.benchmarks.results import percentiles
+from memsvc.benchmarks.synthetic import SyntheticTurn, synthetic_queries, synthetic_turns
+
+__all__ = ["run_latency"]
+
+
+def _batches(it: Iterator[SyntheticTurn], size: int) -> Iterator[list[SyntheticTurn]]:
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def run_latency(
+    n: int = 100_000,
+    settings: Any = None,
+    users: int = 10,
+    batch: int = 2_000,
+    samples: int = 200,
+    seed: int = 0,
+    data_dir: str | Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Run the benchmark in ``data_dir`` (a temporary folder when ``None``)."""
+    if n < 1 or users < 1 or batch < 1 or samples < 1:
+        raise ValueError("n, users, batch and samples must be positive")
+    with tempfile.TemporaryDirectory(prefix="memsvc-latency-") as tmp:
+        return _run(n, settings, users, batch, samples, seed, Path(data_dir or tmp), progress)
+
+
+def _run(
+    n: int,
+    settings: Any,
+    users: int,
+    batch: int,
+    samples: int,
+    seed: int,
+    path: Path,
+    progress: Callable[[int], None] | None,
+) -> dict[str, Any]:
+    from memsvc import ChatEvent, Memory
+
+    users = min(users, n)
+    m = Memory(settings, path=path)
+    try:
+        t0 = time.perf_counter()
+        last = None
+        for chunk in _batches(synthetic_turns(n, users=users, seed=seed), batch):
+            m.add_events(
+                [
+                    ChatEvent(
+                        user_id=t.user_id,
+                        text=t.text,
+                        role=t.role,
+                        session_id=t.session_id,
+                        timestamp=t.timestamp,
+                        name=t.name,
+                    )
+                    for t in chunk
+                ]
+            )
+            last = (
+                max(t.timestamp for t in chunk) if last is None else max(last, *(t.timestamp for t in chunk))
+            )
+            if progress:
+                progress(len(chunk))
+        load_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        cons = m.consolidate()
+        consolidate_s = time.perf_counter() - t0
+        stats = m.stats()
+
+        rng = random.Random(seed + 1)
+        live = [f"user-{rng.randrange(users):04d}" for _ in range(samples + 5)]
+        new_turns = list(synthetic_turns(samples + 5, users=1, session_turns=samples + 5, seed=seed + 2))
+        queries = synthetic_queries(2 * samples + 10, seed=seed + 3)
+        if last is None:  # n >= 1 is checked by run_latency
+            raise RuntimeError("nothing was loaded")
+        add_s: list[float] = []
+        for i, (uid, t) in enumerate(zip(live, new_turns, strict=True)):
+            ts = last + timedelta(days=1, seconds=i)
+            t1 = time.perf_counter()
+            m.add(
+                messages=[{"role": t.role, "content": t.text, "name": t.name}],
+                user_id=uid,
+                session_id=f"{uid}-live",
+                timestamp=ts,
+            )
+            if i >= 5:  # warm-up: first calls load the tokenizer paths and caches
+                add_s.append(time.perf_counter() - t1)
+        search_s: list[float] = []
+        budget_s: list[float] = []
+        for i, q in enumerate(queries):
+            uid = f"user-{rng.randrange(users):04d}"
+            budget = 1000 if i % 2 else None
+            t1 = time.perf_counter()
+            m.search(q, user_id=uid, budget_tokens=budget)
+            took = time.perf_counter() - t1
+            if i >= 10:
+                (budget_s if budget else search_s).append(took)
+    finally:
+        m.close()
+    return {
+        "n": n,
+        "users": users,
+        "add_ms": percentiles(add_s),
+        "search_ms": percentiles(search_s),
+        "search_budget1000_ms": percentiles(budget_s),
+        "samples": samples,
+        "load_s": round(load_s, 1),
+        "load_turns_per_s": round(n / load_s, 1) if load_s else 0.0,
+        "consolidate_s": round(consolidate_s, 1),
+        "consolidate": cons,
+        "stats": stats,
+    }
