@@ -8,5 +8,6 @@ from memsvc.segmenters.similarity import SimilaritySegmenter
 
 SEGMENTERS: Registry[Segmenter] = Registry("segmenter")
 SEGMENTERS.register("similarity")(SimilaritySegmenter)
+SEGMENTERS.register("scene")(lambda **kw: __import__("memsvc.segmenters.video", fromlist=["x"]).SceneSegmenter(**kw))
 
 __all__ = ["SEGMENTERS", "SegmentItem", "Segmenter", "SimilaritySegmenter", "sizes_to_labels"]
