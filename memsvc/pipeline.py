@@ -25,7 +25,7 @@ from memsvc._types import Level
 from memsvc.embedders import Embedder
 from memsvc.exceptions import InvalidInputError
 from memsvc.models import ChatEvent
-from memsvc.segmenters import SegmentItem, Segmenter
+from memsvc.segmenters import Segmenter, SegmentItem
 from memsvc.stores import Scope, VectorPoint, VectorStore, normalize_rows
 from memsvc.stores.sql import SQLRecordStore
 from memsvc.stores.sql_schema import EventRow, UnitRow, UnitSourceRow
@@ -154,7 +154,7 @@ class Ingestor:
         key = (scope.tenant, scope.user, session)
         if key in self._open:
             return self._open[key]
-        rows = [u for u in self.sql.open_episodes(scope) if (u.session_id or "") == session]
+        rows = [u for u in self.sql.open_episodes(scope) if (u.session_id or "") == session and u.stream_id is None]
         if not rows:
             return None
         unit = rows[0]

@@ -144,7 +144,9 @@ class ClipImageEmbedder:
         if not self.name:
             self.name = f"clip:{Path(self.model).name if Path(self.model).exists() else self.model}"
         if not self.dim:
-            dim = self._model().get_sentence_embedding_dimension()
+            model = self._model()
+            getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+            dim = getter()
             if not dim:
                 raise ModelError(f"{self.model!r} does not report an embedding size")
             self.dim = int(dim)
