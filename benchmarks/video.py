@@ -124,6 +124,49 @@ def throughput(hours: float, noise: float, seed: int, chunk: int) -> dict[str, A
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def long_stream(hours: float, noise: float, seed: int, chunk: int = 500) -> dict[str, Any]:
+    """Bounded memory on a long stream (captions every 5 s, hashing caption embedder): stored vectors,
+    SQL bytes and online-state bytes at checkpoints."""
+    import sqlite3
+
+    from memsvc.stores.sql_schema import StreamStateRow
+    from sqlalchemy import select
+
+    from memsvc import Memory, Settings
+    from memsvc.embedders import HashingEmbedder
+
+    s = generate(VideoStreamConfig(duration_s=hours * 3600, noise=noise, seed=seed), 0)
+    tmp = Path(tempfile.mkdtemp(prefix="memsvc-bench-video-long-"))
+    marks = sorted({h for h in (1, 6, 12, 24, 48) if h <= hours} | {int(hours)})
+    out: dict[str, Any] = {}
+    try:
+        m = Memory(Settings(data_dir=tmp), embedder=HashingEmbedder())
+        t0 = time.perf_counter()
+        done = 0
+        for mark in marks:
+            end = min(len(s.timestamps), mark * 3600)
+            for i in range(done, end, chunk):
+                j = min(i + chunk, end)
+                m.add_frames("cam1", "u1", s.timestamps[i:j], s.embeddings[i:j], s.captions[i:j])
+            done = end
+            st = m.stats("u1")
+            with m.service.sql.session() as sess:
+                state = sess.scalars(select(StreamStateRow.state)).first()
+            con = sqlite3.connect(tmp / "memsvc.db")
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            con.close()
+            sql_bytes = sum(p.stat().st_size for p in tmp.glob("memsvc.db*"))
+            out[f"{mark}h"] = {"frames": done, "scenes": st.get("episode", 0),
+                               "vectors": st["vectors"] + st["frame_vectors"],
+                               "sql_bytes_per_hour": round(sql_bytes / mark),
+                               "state_bytes": len(json.dumps(state)),
+                               "elapsed_s": round(time.perf_counter() - t0, 1)}
+        m.close()
+        return out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def ingest(hours: float, noise: float, seed: int, chunk: int, embedder: Any, questions: int) -> dict[str, Any]:
     from memsvc import Memory, Settings
     from memsvc.video.query import video_search
@@ -196,18 +239,21 @@ def ingest(hours: float, noise: float, seed: int, chunk: int, embedder: Any, que
 
 
 def run(hours: float = 1.0, noises: tuple[float, ...] = (0.3, 0.8, 1.2), moderate: float = 0.8, seed: int = 0,
-        chunk: int = 64, embedder: str = "minilm", questions: int = 80) -> dict[str, Any]:
+        chunk: int = 64, embedder: str = "minilm", questions: int = 80, long_hours: float = 0) -> dict[str, Any]:
     """The whole benchmark; returns the result dict (what the CLI prints)."""
     from memsvc.embedders import HashingEmbedder, SentenceTransformerEmbedder
 
     emb = SentenceTransformerEmbedder() if embedder == "minilm" else HashingEmbedder()
-    return {
+    out = {
         "boundary_by_noise": segmentation(list(noises), hours, seed),
         "moderate_noise": moderate,
         "memory": ingest(hours, moderate, seed, chunk, emb, questions),
         "ingest_embeddings_only": {str(c): throughput(hours, moderate, seed, c) for c in sorted({chunk, 256})},
         "text_embedder": emb.name,
     }
+    if long_hours:
+        out["long_stream"] = long_stream(long_hours, moderate, seed)
+    return out
 
 
 def _commit() -> tuple[str, bool]:

@@ -148,7 +148,7 @@ class MemoryService:
 
     def add_video(self, events: Sequence[VideoEvent], final: bool = False) -> list[str]:
         """Store frames of one user and stream (see ``memsvc.video.ingest``); ids in input order."""
-        return self.video.add(self.tenant, events, final=final)
+        return self.video.add(self.tenant, events, final=final)  # type: ignore[arg-type]
 
     def end_stream(self, stream_id: Any, user_id: Any) -> int:
         """Close a stream's open scene now. Returns scenes closed."""

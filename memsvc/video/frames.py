@@ -70,7 +70,7 @@ class FrameIndex:
 
         s = self.svc.settings
         backend = s.video.frame_backend or s.vector.backend
-        opts = _vector_options(s, dim) if backend == s.vector.backend else {"dim": dim}
+        opts: dict[str, object] = dict(_vector_options(s, dim)) if backend == s.vector.backend else {"dim": dim}
         if backend == "qdrant-edge":
             opts["path"] = str(s.data_dir / f"frames-{dim}")
         elif backend == "qdrant":

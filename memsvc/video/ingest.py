@@ -137,20 +137,20 @@ class VideoIngestor:
             if e.client_id and e.client_id in known:
                 ids[i] = known[e.client_id]
                 continue
-            k = hashlib.blake2b(
+            key = hashlib.blake2b(
                 repr((e.timestamp.timestamp(), e.caption)).encode()
                 + (b"" if e.embedding is None else np.asarray(e.embedding, np.float32).tobytes()),
                 digest_size=12,
             ).hexdigest()
-            dup = batch.get(e.client_id or "") or batch.get(k) or st.recent.get(k)
+            dup = batch.get(e.client_id or "") or batch.get(key) or st.recent.get(key)
             if dup:
                 ids[i] = dup
                 continue
             ids[i] = str(uuid.uuid4())
-            batch[k] = ids[i]
+            batch[key] = ids[i]
             if e.client_id:
                 batch[e.client_id] = ids[i]
-            keys[i] = k
+            keys[i] = key
             fresh.append(i)
         if not fresh:
             return ids
@@ -168,7 +168,7 @@ class VideoIngestor:
                     )
         fresh.sort(key=lambda i: events[i].timestamp)
         capvec = self._caption_vectors([events[i].caption for i in fresh if events[i].caption])  # type: ignore[misc]
-        ev_rows = []
+        ev_rows: list[dict[str, Any]] = []
         for k, i in enumerate(fresh):
             e = events[i]
             ev_rows.append({

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["TimeQuery", "parse_time_query", "video_candidates", "video_search"]
 
 _RRF_K = 60
-_NUMBERS = {w: i for i, w in enumerate(
+_NUMBERS: dict[str, float] = {w: float(i) for i, w in enumerate(
     ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"])}
 _NUMBERS.update({"thirty": 30, "forty": 40, "forty-five": 45, "fifty": 50, "sixty": 60, "ninety": 90,
                  "a": 1, "an": 1, "half an": 0.5, "a couple of": 2, "a few": 3})
@@ -60,9 +60,9 @@ def video_candidates(svc: MemoryService, scope: Scope, query: str, flt: VectorFi
         return hits
     found = store.search(scope, emb.embed_texts([query]), svc.settings.retrieval.candidates, flt)[0]
     best: dict[str, float] = {}
-    for pid, score in found:
+    for pid, sim in found:
         sid = scene_of(pid)
-        best[sid] = max(best.get(sid, -1.0), score)
+        best[sid] = max(best.get(sid, -1.0), sim)
     frame_hits = svc.retriever.hydrate(scope, sorted(best.items(), key=lambda x: (-x[1], x[0])), "frame")
     if not frame_hits:
         return hits
