@@ -101,7 +101,9 @@ class VideoConfig(BaseModel):
     caption_dedup: float = 0.9
     """Captions whose text vectors are at least this similar count as one."""
     keep_frame_embeddings: Literal["all", "representatives"] = "representatives"
-    """Once a scene closes, drop the stored embeddings of frames that are not representatives."""
+    """``representatives``: a frame's raw embedding stays in the online state until its scene closes, then
+    only the representative frames' (unit-normalised) embeddings are written to their events; ``all``
+    stores every frame's embedding."""
 
 
 class RetrievalConfig(BaseModel):

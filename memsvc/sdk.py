@@ -126,8 +126,9 @@ class Memory:
 
         Per frame: an embedding from your vision encoder (``embeddings``: (n, dim)), and/or a caption,
         and/or an image (a path, a PIL image or an (H, W, 3) array) that the configured image embedder
-        (``settings.video.image_embedder``) turns into the frame's embedding. A path is also kept as the
-        frame's image reference (``image_refs`` sets one explicitly). Frames are grouped into scenes
+        (``settings.video.image_embedder``) turns into the frame's embedding. A string is also kept as the
+        frame's image reference (``image_refs`` sets one explicitly); one that is not a local file (a URL)
+        is only a reference. Frames are grouped into scenes
         online (``memsvc.video``); ``final=True`` (or ``end_stream``) closes the open scene. A frame with
         none of embedding, caption or embeddable image raises ``InvalidInputError``; nothing is stored."""
         uid = check_id(user_id, "user_id")
@@ -153,7 +154,9 @@ class Memory:
                 refs[i] = str(im)[:1024]
         cids = [check_id(c, f"client_ids[{i}]", optional=True) for i, c in enumerate(client_ids or [None] * n)]
         vecs: list[Any] = [None if emb is None else emb[i] for i in range(n)]
-        todo = [i for i in range(n) if vecs[i] is None and imgs[i] is not None]
+        # a string that is not a readable local file is only a reference (e.g. an object-store URL)
+        todo = [i for i in range(n) if vecs[i] is None and imgs[i] is not None
+                and (not isinstance(imgs[i], str | Path) or Path(imgs[i]).is_file())]
         embedder = self._svc.image_embedder if todo else None
         if todo and embedder is not None:
             for i, v in zip(todo, embedder.embed_images([imgs[i] for i in todo]), strict=True):

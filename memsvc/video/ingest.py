@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from memsvc._types import Level
 from memsvc.exceptions import EmbeddingError, InvalidInputError
@@ -169,13 +169,16 @@ class VideoIngestor:
         fresh.sort(key=lambda i: events[i].timestamp)
         capvec = self._caption_vectors([events[i].caption for i in fresh if events[i].caption])  # type: ignore[misc]
         ev_rows: list[dict[str, Any]] = []
+        defer = self.cfg.keep_frame_embeddings != "all"
         for k, i in enumerate(fresh):
             e = events[i]
             ev_rows.append({
                 "id": ids[i], "tenant_id": scope.tenant, "user_id": scope.user, "kind": "frame", "session_id": None,
                 "stream_id": stream, "seq": k + 1, "role": None, "name": None, "text": e.caption,
                 "ts": e.timestamp, "client_id": e.client_id, "image_ref": e.image_ref, "meta": dict(e.metadata),
-                "embedding": None if e.embedding is None else np.asarray(e.embedding, np.float32).tobytes(),
+                # raw frame embeddings live in the online state until their scene closes; then only the
+                # representatives' are written (growing rows in place, so SQLite does not fragment)
+                "embedding": None if e.embedding is None or defer else np.asarray(e.embedding, np.float32).tobytes(),
             })
             st.remember(keys[i], ids[i])
         # in-order frames go to the segmenter; frames older than the open scene are attached late
@@ -249,14 +252,16 @@ class VideoIngestor:
             for f in st.pending:
                 opened.add(f.id, f.ts, f.vis, f.caption, f.cap_vec, cfg.buffer_frames, cfg.max_captions,
                            cfg.caption_dedup)
-        units, text_points, frame_points, stale, keep_emb = [], [], [], [], {}
+        units, text_points, frame_points, stale = [], [], [], []
+        rep_rows: list[dict[str, Any]] = []
         for acc in closed:
             u, tp, fps = self._scene_rows(scope, stream, st, acc, closed=True)
             units.append(u)
             text_points += tp
             frame_points += fps
             stale += rep_ids([acc.unit_id], start=len(fps) + 1)
-            keep_emb[acc.unit_id] = [r["frame"] for r in u.meta.get("representatives", [])]
+            rep_rows += [{"rid": r.rep_id, "emb": np.asarray(r.rep_vec, np.float32).tobytes()}
+                         for r in acc.representatives(cfg.frames_per_rep, cfg.max_reps)]
         if opened is not None and opened.frames:
             u, tp, fps = self._scene_rows(scope, stream, st, opened, closed=False)
             units.append(u)
@@ -284,11 +289,10 @@ class VideoIngestor:
             for eid, old, new in moves:
                 s.execute(update(UnitSourceRow).where(UnitSourceRow.unit_id == old, UnitSourceRow.event_id == eid)
                           .values(unit_id=new).execution_options(synchronize_session=False))
-            if cfg.keep_frame_embeddings == "representatives":
-                for sid, keep in keep_emb.items():
-                    members = select(UnitSourceRow.event_id).where(UnitSourceRow.unit_id == sid)
-                    s.execute(update(EventRow).where(EventRow.id.in_(members), EventRow.id.not_in(keep))
-                              .values(embedding=None).execution_options(synchronize_session=False))
+            if rep_rows and cfg.keep_frame_embeddings == "representatives":
+                table = EventRow.__table__
+                s.connection().execute(
+                    update(table).where(table.c.id == bindparam("rid")).values(embedding=bindparam("emb")), rep_rows)
             s.merge(StreamStateRow(tenant_id=scope.tenant, user_id=scope.user, stream_id=stream, state=st.to_json()))
         if text_points:
             svc.vectors.upsert(text_points)

@@ -240,4 +240,6 @@ def test_images_need_an_image_embedder(tmp_path: Path, stream: SyntheticStream) 
     frames = [red] * 20 + [blue] * 20
     ids = m.add_frames("cam", "u1", stream.timestamps[:40], images=frames, final=True)
     assert len(ids) == 40 and m.stats("u1")["episode"] == 2 and m.stats("u1")["frame_vectors"] == 2
+    ref = m.add_frames("cam2", "u1", stream.timestamps[:1], captions=["a door"], images=["s3://bucket/f.jpg"])
+    assert m.service.sql.events(m.service.scope("u1"), ref)[ref[0]].image_ref == "s3://bucket/f.jpg"
     m.close()
