@@ -220,6 +220,8 @@ def video_search(
         elif not content:
             hits.sort(key=lambda h: h.start_time)
         return hits[:limit]
+    if not content:
+        return []
     hits = svc.search(tq.text, user_id, limit=200, levels=[Level.EPISODE.value], stream_id=stream_id)
     if tq.order is not None and hits:
         top = hits[0].score
