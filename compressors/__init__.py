@@ -1,0 +1,15 @@
+"""Compressors: prompt compression (``PROMPT_COMPRESSORS``), chosen by name."""
+
+from __future__ import annotations
+
+from memsvc.compressors.base import Compressed, IdentityCompressor, PromptCompressor
+from memsvc.compressors.prompt import LLMLingua2Compressor, SelfInfoCompressor
+from memsvc.registry import Registry
+
+PROMPT_COMPRESSORS: Registry[PromptCompressor] = Registry("prompt compressor")
+PROMPT_COMPRESSORS.register("none")(IdentityCompressor)
+PROMPT_COMPRESSORS.register("selfinfo")(SelfInfoCompressor)
+PROMPT_COMPRESSORS.register("llmlingua2")(LLMLingua2Compressor)
+
+__all__ = ["PROMPT_COMPRESSORS", "Compressed", "IdentityCompressor", "LLMLingua2Compressor", "PromptCompressor",
+           "SelfInfoCompressor"]

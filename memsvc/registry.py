@@ -5,7 +5,8 @@
     class InMemoryVectorStore: ...
     STORES.create("memory", dim=384)
 
-An unknown name is tried as a dotted path ``package.module:Class`` or ``package.module.Class``.
+An unknown name is tried as a dotted path ``package.module:Class`` or ``package.module.Class``; what it
+builds must satisfy the family's ``base`` (a runtime-checkable protocol or a class) when one is given.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Name → factory mapping for one component family."""
 
-    def __init__(self, family: str) -> None:
+    def __init__(self, family: str, base: type[Any] | None = None) -> None:
         self.family = family
+        self.base = base
         self._factories: dict[str, Callable[..., T]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -59,7 +61,14 @@ class Registry(Generic[T]):
     def create(self, name: str, **options: Any) -> T:
         """Build the backend ``name`` with ``options``."""
         factory = self.resolve(name)
+        known = f"known: {', '.join(self.names())}"
         try:
-            return factory(**options)
+            obj = factory(**options)
         except TypeError as exc:
-            raise ConfigError(f"bad options for {self.family} backend {name!r}: {exc}") from exc
+            raise ConfigError(f"bad options for {self.family} backend {name!r}: {exc}; {known}") from exc
+        if self.base is not None and not isinstance(obj, self.base):
+            raise ConfigError(
+                f"{name!r} built a {type(obj).__qualname__}, which is not a {self.family} "
+                f"({self.base.__qualname__}); {known}"
+            )
+        return obj

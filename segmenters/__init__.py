@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from memsvc.registry import Registry
-from memsvc.segmenters.base import SegmentItem, Segmenter, sizes_to_labels
+from memsvc.segmenters.base import Segmenter, SegmentItem, sizes_to_labels
 from memsvc.segmenters.similarity import SimilaritySegmenter
 from memsvc.segmenters.video import SceneSegmenter
 

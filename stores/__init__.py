@@ -5,10 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from memsvc.registry import Registry
-from memsvc.stores.base import Scope, VectorFilter, VectorPoint, VectorStore, normalize_rows
+from memsvc.stores.base import (
+    Scope,
+    VectorFilter,
+    VectorPoint,
+    VectorStore,
+    check_point_id,
+    check_vectors,
+    normalize_rows,
+)
 from memsvc.stores.memory import InMemoryVectorStore
 
-VECTOR_STORES: Registry[VectorStore] = Registry("vector store")
+VECTOR_STORES: Registry[VectorStore] = Registry("vector store", VectorStore)
 VECTOR_STORES.register("memory")(InMemoryVectorStore)
 
 
@@ -26,4 +34,14 @@ def _qdrant(**options: Any) -> VectorStore:
     return QdrantVectorStore(**options)
 
 
-__all__ = ["VECTOR_STORES", "InMemoryVectorStore", "Scope", "VectorFilter", "VectorPoint", "VectorStore", "normalize_rows"]
+__all__ = [
+    "VECTOR_STORES",
+    "InMemoryVectorStore",
+    "Scope",
+    "VectorFilter",
+    "VectorPoint",
+    "VectorStore",
+    "check_point_id",
+    "check_vectors",
+    "normalize_rows",
+]

@@ -11,15 +11,17 @@ tenant and one user (``Scope``); a store must never return a point of another sc
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from memsvc._types import Vector
+from memsvc._types import Matrix, Vector
+from memsvc.exceptions import EmbeddingError, StoreError
 
-__all__ = ["Scope", "VectorFilter", "VectorPoint", "VectorStore", "normalize_rows"]
+__all__ = ["Scope", "VectorFilter", "VectorPoint", "VectorStore", "check_point_id", "check_vectors", "normalize_rows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,12 @@ class VectorFilter:
 
 @runtime_checkable
 class VectorStore(Protocol):
-    """Dense vector index (cosine similarity on L2-normalised float32 vectors of size ``dim``)."""
+    """Dense vector index (cosine similarity on L2-normalised float32 vectors of size ``dim``).
+
+    Point ids are UUID strings (canonical lower-case form on the way out); any other id raises
+    ``StoreError``. A vector of another size, or one holding NaN/inf, raises ``EmbeddingError`` and
+    nothing of that batch is written.
+    """
 
     dim: int
 
@@ -119,3 +126,32 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(v, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return (v / norms).astype(np.float32, copy=False)
+
+
+def check_point_id(pid: object) -> str:
+    """``pid`` in canonical UUID form; ``StoreError`` for anything that is not a UUID string."""
+    if not isinstance(pid, str):
+        raise StoreError(f"point ids must be UUID strings, got {pid!r}")
+    try:
+        return str(uuid.UUID(pid))
+    except ValueError as exc:
+        raise StoreError(f"point ids must be UUID strings, got {pid!r}") from exc
+
+
+def check_vectors(vectors: Sequence[np.ndarray] | np.ndarray, dim: int) -> Matrix:
+    """Rows of ``dim`` finite floats, L2-normalised, as an (n, dim) float32 matrix.
+
+    Raises:
+        EmbeddingError: a row has another size or holds NaN/inf.
+    """
+    rows = [vectors] if isinstance(vectors, np.ndarray) and vectors.ndim == 1 else list(vectors)
+    out = np.empty((len(rows), dim), dtype=np.float32)
+    for i, row in enumerate(rows):
+        try:
+            v = np.asarray(row, dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise EmbeddingError(f"vector {i} is not numeric: {exc}") from exc
+        if v.shape[0] != dim or not np.isfinite(v).all():
+            raise EmbeddingError(f"vector {i} must be {dim} finite floats, got shape {v.shape}")
+        out[i] = v
+    return normalize_rows(out)

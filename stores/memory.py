@@ -8,8 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from memsvc._types import Vector
-from memsvc.exceptions import EmbeddingError
-from memsvc.stores.base import Scope, VectorFilter, VectorPoint, normalize_rows
+from memsvc.stores.base import Scope, VectorFilter, VectorPoint, check_point_id, check_vectors
 
 __all__ = ["InMemoryVectorStore", "matches"]
 
@@ -40,19 +39,17 @@ class InMemoryVectorStore:
         self._lock = threading.Lock()
 
     def upsert(self, points: Sequence[VectorPoint]) -> None:
-        rows = []
-        for p in points:
-            v = np.asarray(p.vector, dtype=np.float32).reshape(-1)
-            if v.shape[0] != self.dim or not np.isfinite(v).all():
-                raise EmbeddingError(f"vector for {p.id} must be {self.dim} finite floats")
-            rows.append((p.id, normalize_rows(v)[0], p.payload()))
+        ids = [check_point_id(p.id) for p in points]
+        mat = check_vectors([p.vector for p in points], self.dim)
+        rows = [(pid, mat[i], p.payload()) for i, (pid, p) in enumerate(zip(ids, points, strict=True))]
         with self._lock:
             for pid, v, payload in rows:
                 self._points[pid] = (v, payload)
 
     def delete(self, ids: Sequence[str]) -> None:
+        keys = [check_point_id(i) for i in ids]
         with self._lock:
-            for i in ids:
+            for i in keys:
                 self._points.pop(i, None)
 
     def delete_scope(self, scope: Scope) -> None:
@@ -63,7 +60,7 @@ class InMemoryVectorStore:
     def search(
         self, scope: Scope, vectors: np.ndarray, k: int, flt: VectorFilter | None = None
     ) -> list[list[tuple[str, float]]]:
-        q = normalize_rows(vectors)
+        q = check_vectors(vectors, self.dim)
         with self._lock:
             items = [(pid, v) for pid, (v, p) in self._points.items() if matches(p, scope, flt)]
         if not items or k <= 0:
@@ -78,8 +75,9 @@ class InMemoryVectorStore:
         return out
 
     def fetch(self, ids: Sequence[str]) -> dict[str, Vector]:
+        keys = [check_point_id(i) for i in ids]
         with self._lock:
-            return {i: self._points[i][0].copy() for i in ids if i in self._points}
+            return {i: self._points[i][0].copy() for i in keys if i in self._points}
 
     def ids(self, scope: Scope | None = None) -> set[str]:
         with self._lock:

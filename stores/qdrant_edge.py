@@ -10,7 +10,7 @@ runs ``optimize()``, which builds it. The engine holds the GIL while it optimize
 from __future__ import annotations
 
 import contextlib
-import uuid
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,14 @@ from typing import Any
 import numpy as np
 
 from memsvc._types import Vector
-from memsvc.exceptions import EmbeddingError, MissingDependencyError, StoreError, StoreUnavailable
-from memsvc.stores.base import Scope, VectorFilter, VectorPoint, normalize_rows
+from memsvc.exceptions import (
+    EmbeddingError,
+    IndexMismatchError,
+    MissingDependencyError,
+    StoreError,
+    StoreUnavailable,
+)
+from memsvc.stores.base import Scope, VectorFilter, VectorPoint, check_point_id, check_vectors
 
 __all__ = ["QdrantEdgeVectorStore"]
 
@@ -47,13 +53,6 @@ def _mapped() -> Iterator[None]:
         raise StoreError(f"qdrant-edge failed: {exc}") from exc
 
 
-def _check_id(pid: str) -> str:
-    try:
-        return str(uuid.UUID(pid))
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise StoreError(f"point ids must be UUID strings, got {pid!r}") from exc
-
-
 class QdrantEdgeVectorStore:
     """VectorStore backed by ``qdrant_edge.EdgeShard`` (one process may open a shard at a time)."""
 
@@ -77,8 +76,6 @@ class QdrantEdgeVectorStore:
                 self._shard = q.EdgeShard.load(str(self.path))
                 stored = self._shard_dim()
                 if stored is not None and stored != dim:
-                    from memsvc.exceptions import IndexMismatchError
-
                     self._shard.close()
                     raise IndexMismatchError(f"vector shard at {self.path} has dim {stored}, expected {dim}")
             else:
@@ -101,9 +98,16 @@ class QdrantEdgeVectorStore:
             vectors={_VEC: q.EdgeVectorParams(size=self.dim, distance=q.Distance.Cosine)},
             quantization_config=self._quantization_config(),
             hnsw_config=q.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000),
+            # The engine indexes only segments above indexing_threshold (KB of vectors; default 10 MB,
+            # ~6.7k points at 384 dims): align it with hnsw_threshold, or optimize() would do nothing.
+            optimizers=q.EdgeOptimizersConfig(indexing_threshold=max(1, self.hnsw_threshold * self.dim * 4 // 1024)),
         )
 
     def _shard_dim(self) -> int | None:
+        # The shard's own config file names the vector size, even while the shard is empty.
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            cfg = json.loads((self.path / "edge_config.json").read_text())
+            return int(cfg["vectors"][_VEC]["size"])
         try:
             recs, _ = self._shard.scroll(self._q.ScrollRequest(limit=1, with_payload=False, with_vector=True))
         except Exception:
@@ -154,13 +158,11 @@ class QdrantEdgeVectorStore:
         if not points:
             return
         q = self._q
-        mat = np.stack([np.asarray(p.vector, dtype=np.float32).reshape(-1) for p in points])
-        if mat.shape[1] != self.dim or not np.isfinite(mat).all():
-            raise EmbeddingError(f"vectors must be {self.dim} finite floats")
-        mat = normalize_rows(mat)
+        ids = [check_point_id(p.id) for p in points]
+        mat = check_vectors([p.vector for p in points], self.dim)
         batch = [
-            q.Point(id=_check_id(p.id), vector={_VEC: row.tolist()}, payload=p.payload())
-            for p, row in zip(points, mat, strict=True)
+            q.Point(id=pid, vector={_VEC: row.tolist()}, payload=p.payload())
+            for pid, p, row in zip(ids, points, mat, strict=True)
         ]
         with _mapped():
             self._shard.update(q.UpdateOperation.upsert_points(batch))
@@ -169,7 +171,7 @@ class QdrantEdgeVectorStore:
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
             with _mapped():
-                self._shard.update(self._q.UpdateOperation.delete_points([_check_id(i) for i in ids]))
+                self._shard.update(self._q.UpdateOperation.delete_points([check_point_id(i) for i in ids]))
 
     def delete_scope(self, scope: Scope) -> None:
         with _mapped():
@@ -179,7 +181,7 @@ class QdrantEdgeVectorStore:
         self, scope: Scope, vectors: np.ndarray, k: int, flt: VectorFilter | None = None
     ) -> list[list[tuple[str, float]]]:
         q = self._q
-        mat = normalize_rows(vectors)
+        mat = check_vectors(vectors, self.dim)
         if k <= 0:
             return [[] for _ in range(mat.shape[0])]
         params = None
@@ -209,7 +211,7 @@ class QdrantEdgeVectorStore:
         if not ids:
             return {}
         with _mapped():
-            recs = self._shard.retrieve([_check_id(i) for i in ids], with_payload=False, with_vector=True)
+            recs = self._shard.retrieve([check_point_id(i) for i in ids], with_payload=False, with_vector=True)
         return {str(r.id): np.asarray(r.vector[_VEC], dtype=np.float32) for r in recs}
 
     def ids(self, scope: Scope | None = None) -> set[str]:

@@ -13,16 +13,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, func, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy import Engine, Select, create_engine, delete, event, func, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from memsvc.exceptions import StoreError, StoreUnavailable
+from memsvc.exceptions import ConfigError, MissingDependencyError, StoreError, StoreUnavailable
 from memsvc.stores.base import Scope
 from memsvc.stores.sql_schema import EventRow, IndexMetaRow, UnitLinkRow, UnitRow, UnitSourceRow
 
 __all__ = ["SQLRecordStore", "migrate"]
-
 
 
 def _migrations_dir() -> Path:
@@ -36,16 +36,40 @@ def migrate(engine_or_url: Engine | str, revision: str = "head", down: bool = Fa
     from alembic import command
     from alembic.config import Config
 
-    engine = create_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+    engine = _engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
     cfg = Config()
     cfg.set_main_option("script_location", str(_migrations_dir()))
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
-    with _mapped(), engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        if down:
-            command.downgrade(cfg, revision)
-        else:
-            command.upgrade(cfg, revision)
+    # ConfigParser interpolation: a literal % in the URL (an escaped password) must be doubled.
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    try:
+        with _mapped(), engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            if down:
+                command.downgrade(cfg, revision)
+            else:
+                command.upgrade(cfg, revision)
+    finally:
+        if engine is not engine_or_url:  # ours: don't leave pooled connections behind
+            engine.dispose()
+
+
+def _safe_url(url: str) -> str:
+    """``url`` with its password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable URL>"
+
+
+def _engine(url: str, **kwargs: Any) -> Engine:
+    try:
+        return create_engine(url, **kwargs)
+    except ArgumentError as exc:
+        raise ConfigError(f"bad database URL {_safe_url(url)!r}: {exc}") from exc
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"no driver for {_safe_url(url)!r} ({exc}); for PostgreSQL: pip install memsvc[postgres]"
+        ) from exc
 
 
 @contextlib.contextmanager
@@ -69,6 +93,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _in_scope(q: Select[Any], unit_id: Any, scope: Scope | None) -> Select[Any]:
+    """``q`` restricted to rows whose ``unit_id`` column names a unit of ``scope`` (if given)."""
+    if scope is None:
+        return q
+    return q.join(UnitRow, UnitRow.id == unit_id).where(UnitRow.tenant_id == scope.tenant, UnitRow.user_id == scope.user)
+
+
 def _chunks(seq: Sequence[str], n: int = 500) -> Iterator[Sequence[str]]:
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
@@ -85,9 +116,9 @@ class SQLRecordStore:
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
         try:
-            self.engine = create_engine(url, **kwargs)
-        except (SQLAlchemyError, ImportError) as exc:
-            raise StoreUnavailable(f"cannot open database {url!r}: {exc}") from exc
+            self.engine = _engine(url, **kwargs)
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"cannot open database {_safe_url(url)!r}: {exc}") from exc
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -161,8 +192,8 @@ class SQLRecordStore:
                 out.update({u.id: u for u in s.scalars(q)})
         return out
 
-    def sources(self, ids: Sequence[str]) -> dict[str, list[str]]:
-        """``unit id -> event ids`` in position order."""
+    def sources(self, ids: Sequence[str], scope: Scope | None = None) -> dict[str, list[str]]:
+        """``unit id -> event ids`` in position order (only units of ``scope`` when given)."""
         out: dict[str, list[str]] = defaultdict(list)
         with self.session() as s:
             for chunk in _chunks(list(ids)):
@@ -171,6 +202,7 @@ class SQLRecordStore:
                     .where(UnitSourceRow.unit_id.in_(chunk))
                     .order_by(UnitSourceRow.unit_id, UnitSourceRow.position)
                 )
+                q = _in_scope(q, UnitSourceRow.unit_id, scope)
                 for uid, eid in s.execute(q):
                     out[uid].append(eid)
         return dict(out)
@@ -219,23 +251,26 @@ class SQLRecordStore:
             q = q.order_by(EventRow.seq).offset(offset).limit(limit)
             return list(s.scalars(q))
 
-    def units_of_events(self, event_ids: Sequence[str]) -> set[str]:
-        """Ids of every unit that lists one of these events among its sources."""
+    def units_of_events(self, event_ids: Sequence[str], scope: Scope | None = None) -> set[str]:
+        """Ids of every unit (of ``scope`` when given) that lists one of these events among its sources."""
         out: set[str] = set()
         with self.session() as s:
             for chunk in _chunks(list(event_ids)):
-                out.update(s.scalars(select(UnitSourceRow.unit_id).where(UnitSourceRow.event_id.in_(chunk))))
+                q = select(UnitSourceRow.unit_id).where(UnitSourceRow.event_id.in_(chunk))
+                out.update(s.scalars(_in_scope(q, UnitSourceRow.unit_id, scope)))
         return out
 
-    def descendants(self, unit_ids: Iterable[str]) -> set[str]:
-        """Units derived (transitively, through unit_links) from these units, these included."""
+    def descendants(self, unit_ids: Iterable[str], scope: Scope | None = None) -> set[str]:
+        """Units derived (transitively, through unit_links) from these units, these included (only units
+        of ``scope`` are followed when given)."""
         seen = set(unit_ids)
         frontier = list(seen)
         with self.session() as s:
             while frontier:
                 nxt: list[str] = []
                 for chunk in _chunks(frontier):
-                    nxt += [p for p in s.scalars(select(UnitLinkRow.parent_id).where(UnitLinkRow.child_id.in_(chunk)))]
+                    q = select(UnitLinkRow.parent_id).where(UnitLinkRow.child_id.in_(chunk))
+                    nxt += list(s.scalars(_in_scope(q, UnitLinkRow.parent_id, scope)))
                 frontier = [p for p in nxt if p not in seen]
                 seen.update(frontier)
         return seen
@@ -291,10 +326,14 @@ class SQLRecordStore:
             return list(s.scalars(q))
 
     # -- deletes -------------------------------------------------------------------------------------
-    def delete_units(self, ids: Sequence[str]) -> None:
+    def delete_units(self, ids: Sequence[str], scope: Scope | None = None) -> None:
+        """Delete units by id (only those of ``scope`` when given); their provenance rows cascade."""
         with self.session() as s:
             for chunk in _chunks(list(ids)):
-                s.execute(delete(UnitRow).where(UnitRow.id.in_(chunk)))
+                q = delete(UnitRow).where(UnitRow.id.in_(chunk))
+                if scope is not None:
+                    q = q.where(UnitRow.tenant_id == scope.tenant, UnitRow.user_id == scope.user)
+                s.execute(q)
 
     def delete_events(self, scope: Scope, ids: Sequence[str]) -> None:
         with self.session() as s:

@@ -14,7 +14,7 @@ app.add_typer(bench_app, name="bench")
 
 def main() -> None:
     """Console-script entry point."""
-    from memsvc.cli import bench_video, commands  # noqa: F401  (registers commands)
+    from memsvc.cli import bench_compression, bench_video, commands, doctor  # noqa: F401  (register commands)
 
     app()
 

@@ -402,8 +402,8 @@ class VideoIngestor:
                     UnitRow.tenant_id == scope.tenant, UnitRow.user_id == scope.user, UnitRow.stream_id == stream)))
                 event_ids = list(s.scalars(select(EventRow.id).where(
                     EventRow.tenant_id == scope.tenant, EventRow.user_id == scope.user, EventRow.stream_id == stream)))
-            dead = svc.sql.descendants(set(scene_ids) | svc.sql.units_of_events(event_ids))
-            svc.sql.delete_units(sorted(dead))
+            dead = svc.sql.descendants(set(scene_ids) | svc.sql.units_of_events(event_ids, scope), scope)
+            svc.sql.delete_units(sorted(dead), scope)
             svc.sql.delete_events(scope, event_ids)
             with svc.sql.session() as s:
                 s.execute(delete(StreamStateRow).where(
@@ -429,7 +429,7 @@ class VideoIngestor:
         left without frames is deleted; a stream whose open scene changed starts afresh."""
         svc = self.svc
         rows = svc.sql.units(scope, unit_ids)
-        srcs = svc.sql.sources(list(rows))
+        srcs = svc.sql.sources(list(rows), scope)
         empty: list[str] = []
         text_points: list[VectorPoint] = []
         frame_points: dict[int, list[VectorPoint]] = {}
@@ -463,7 +463,7 @@ class VideoIngestor:
                 frame_points.setdefault(vec.size, []).append(
                     VectorPoint(id=rep_id(uid, k + 1), vector=_unit(vec), **base))  # type: ignore[arg-type]
         self.units_deleted(scope, [u.id for u in changed] + empty)  # stale reps out, open streams reset
-        svc.sql.delete_units(empty)
+        svc.sql.delete_units(empty, scope)
         svc.vectors.delete(empty + [u.id for u in changed if u.index_state == "none"])
         if changed:
             svc.sql.write(units=changed)

@@ -97,3 +97,31 @@ def test_mismatched_embedder_is_refused(tmp_path: Path) -> None:
     m.close()
     with pytest.raises(ex.IndexMismatchError, match="hashing"):
         Memory(Settings(data_dir=tmp_path / "m", embedder={"backend": "hashing", "options": {"dim": 32}}))
+
+
+def test_doctor_reindexes_for_a_new_embedder(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from memsvc.cli import app, main  # noqa: F401
+    from memsvc.cli import doctor as _doctor  # noqa: F401  (registers the command)
+
+    m = Memory(Settings(data_dir=tmp_path / "m", embedder={"backend": "hashing", "options": {"dim": 64}}))
+    ids = m.add("hello there, I like green tea", user_id="u", timestamp=T0)
+    m.close()
+    runner = CliRunner()
+    env = {"MEMSVC_EMBEDDER__BACKEND": "hashing", "MEMSVC_EMBEDDER__OPTIONS": '{"dim": 32}'}
+    res = runner.invoke(app, ["doctor", "--data-dir", str(tmp_path / "m")], env=env)
+    assert isinstance(res.exception, ex.IndexMismatchError)
+    res = runner.invoke(app, ["doctor", "--data-dir", str(tmp_path / "m"), "--reindex"], env=env)
+    assert res.exit_code == 0, res.output
+    import json
+
+    report = json.loads(res.output)
+    assert report["units"] == report["vectors"] == 2 and report["missing_vectors"] == 0  # rebuilt on open
+    assert report["embedder"]["dim"] == "32"
+    m = Memory(Settings(data_dir=tmp_path / "m", embedder={"backend": "hashing", "options": {"dim": 32}}))
+    try:
+        assert m.search("green tea", user_id="u")[0].source_ids == ids
+        assert m.stats("u")["vectors"] == 2
+    finally:
+        m.close()
