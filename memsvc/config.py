@@ -28,6 +28,7 @@ __all__ = [
     "SegmenterConfig",
     "Settings",
     "VectorConfig",
+    "VideoConfig",
     "default_data_dir",
 ]
 
@@ -75,6 +76,36 @@ class VectorConfig(ComponentConfig):
     """The embedded shard builds its HNSW index once it holds this many points (brute force below)."""
 
 
+class VideoConfig(BaseModel):
+    """Video memory: scene segmentation, compression and the frame-space index.
+
+    ``segmenter`` options go to ``memsvc.segmenters.video.SceneSegmenter``; ``image_embedder`` picks an
+    image embedder (``none``, ``pixels``, ``clip`` with ``{"model": name or path}``) used for frames sent
+    as images and, when it shares a space with text (CLIP), for text queries against frame vectors.
+    """
+
+    segmenter: dict[str, Any] = Field(default_factory=dict)
+    image_embedder: ComponentConfig = Field(default_factory=lambda: ComponentConfig(backend="none"))
+    frame_backend: str | None = None
+    """Vector backend of the frame-space index (one per embedding size); default: ``vector.backend``."""
+    buffer_frames: int = 16
+    """Short-term memory: representatives an open scene keeps before merging the closest adjacent pair."""
+    frames_per_rep: int = 300
+    """A closed scene keeps one representative vector per this many frames ..."""
+    max_reps: int = 4
+    """... and at most this many (MovieChat-style merging of the most similar adjacent frames)."""
+    max_captions: int = 12
+    """Distinct captions kept per scene (near-duplicates merged, rarest dropped first)."""
+    caption_tokens: int = 120
+    """Token budget of a scene's merged caption text."""
+    caption_dedup: float = 0.9
+    """Captions whose text vectors are at least this similar count as one."""
+    keep_frame_embeddings: Literal["all", "representatives"] = "representatives"
+    """``representatives``: a frame's raw embedding stays in the online state until its scene closes, then
+    only the representative frames' (unit-normalised) embeddings are written to their events; ``all``
+    stores every frame's embedding."""
+
+
 class RetrievalConfig(BaseModel):
     """Candidate generation and packing defaults."""
 
@@ -113,6 +144,7 @@ class Settings(BaseSettings):
     vector: VectorConfig = Field(default_factory=VectorConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    video: VideoConfig = Field(default_factory=VideoConfig)
 
     @field_validator("data_dir", mode="after")
     @classmethod

@@ -154,7 +154,7 @@ class Ingestor:
         key = (scope.tenant, scope.user, session)
         if key in self._open:
             return self._open[key]
-        rows = [u for u in self.sql.open_episodes(scope) if (u.session_id or "") == session]
+        rows = [u for u in self.sql.open_episodes(scope) if (u.session_id or "") == session and u.stream_id is None]
         if not rows:
             return None
         unit = rows[0]

@@ -104,7 +104,7 @@ class Memory:
             ids = self.add_frames(
                 stream_id=sid, user_id=uid, timestamps=[v.timestamp for _, v in items],
                 embeddings=None if any(v.embedding is None for _, v in items) else [v.embedding for _, v in items],
-                captions=[v.caption for _, v in items], images=[v.image_ref for _, v in items],
+                captions=[v.caption for _, v in items], image_refs=[v.image_ref for _, v in items],
                 client_ids=[v.client_id for _, v in items],
             )
             for (i, _), eid in zip(items, ids, strict=True):
@@ -118,10 +118,21 @@ class Memory:
         timestamps: Sequence[Any],
         embeddings: Any = None,
         captions: Sequence[str | None] | None = None,
-        images: Sequence[str | None] | None = None,
+        images: Sequence[Any] | None = None,
         client_ids: Sequence[str | None] | None = None,
+        *,
+        image_refs: Sequence[str | None] | None = None,
+        final: bool = False,
     ) -> list[str]:
-        """Store video frames: per frame an embedding (your vision encoder's) and/or a caption."""
+        """Store video frames of one stream, in chunks as they come; returns event ids in input order.
+
+        Per frame: an embedding from your vision encoder (``embeddings``: (n, dim)), and/or a caption,
+        and/or an image (a path, a PIL image or an (H, W, 3) array) that the configured image embedder
+        (``settings.video.image_embedder``) turns into the frame's embedding. A string is also kept as the
+        frame's image reference (``image_refs`` sets one explicitly); one that is not a local file (a URL)
+        is only a reference. Frames are grouped into scenes
+        online (``memsvc.video``); ``final=True`` (or ``end_stream``) closes the open scene. A frame with
+        none of embedding, caption or embeddable image raises ``InvalidInputError``; nothing is stored."""
         uid = check_id(user_id, "user_id")
         sid = check_id(stream_id, "stream_id")
         if not isinstance(timestamps, Sequence) or isinstance(timestamps, str) or not timestamps:
@@ -131,24 +142,46 @@ class Memory:
             raise InvalidInputError(f"{n} frames in one call; the limit is {self.settings.limits.max_batch}")
         ts = [check_time(t, f"timestamps[{i}]") for i, t in enumerate(timestamps)]
         emb = None if embeddings is None else check_embeddings(embeddings, n, None)
-        for name, seq in (("captions", captions), ("images", images), ("client_ids", client_ids)):
+        for name, seq in (("captions", captions), ("images", images), ("client_ids", client_ids),
+                          ("image_refs", image_refs)):
             if seq is not None and (not isinstance(seq, Sequence) or isinstance(seq, str) or len(seq) != n):
                 raise InvalidInputError(f"{name} must be a list of {n} items")
         caps = [None if c is None else check_text(c, f"captions[{i}]", self.settings.limits)
                 for i, c in enumerate(captions or [None] * n)]
-        imgs = [check_id(x, f"images[{i}]", optional=True) if x is None or len(str(x)) <= 256 else str(x)[:1024]
-                for i, x in enumerate(images or [None] * n)]
+        imgs = list(images or [None] * n)
+        refs = [check_id(r, f"image_refs[{i}]", optional=True) if r is None or len(str(r)) <= 256 else str(r)[:1024]
+                for i, r in enumerate(image_refs or [None] * n)]
+        for i, im in enumerate(imgs):
+            if refs[i] is None and isinstance(im, str | Path):
+                refs[i] = str(im)[:1024]
         cids = [check_id(c, f"client_ids[{i}]", optional=True) for i, c in enumerate(client_ids or [None] * n)]
+        vecs: list[Any] = [None if emb is None else emb[i] for i in range(n)]
+        # a string that is not a readable local file is only a reference (e.g. an object-store URL)
+        todo = [i for i in range(n) if vecs[i] is None and imgs[i] is not None
+                and (not isinstance(imgs[i], str | Path) or Path(imgs[i]).is_file())]
+        embedder = self._svc.image_embedder if todo else None
+        if todo and embedder is not None:
+            for i, v in zip(todo, embedder.embed_images([imgs[i] for i in todo]), strict=True):
+                vecs[i] = v
         for i in range(n):
-            if caps[i] is None and emb is None:
-                raise InvalidInputError(f"frame {i} has neither an embedding nor a caption")
+            if caps[i] is None and vecs[i] is None:
+                hint = "" if imgs[i] is None else " (no image embedder is configured: settings.video.image_embedder)"
+                raise InvalidInputError(f"frame {i} has neither an embedding nor a caption{hint}")
         events = [
             VideoEvent(user_id=uid, stream_id=sid, timestamp=ts[i],  # type: ignore[arg-type]
-                       embedding=None if emb is None else emb[i], caption=caps[i], image_ref=imgs[i],
-                       client_id=cids[i])
+                       embedding=vecs[i], caption=caps[i], image_ref=refs[i], client_id=cids[i])
             for i in range(n)
         ]
-        return self._svc.add_video(events)
+        return self._svc.add_video(events, final=final)
+
+    def end_stream(self, stream_id: str, user_id: str) -> int:
+        """The stream ended (or paused for good): close its open scene now. Returns scenes closed."""
+        return self._svc.end_stream(stream_id, user_id)
+
+    def delete_stream(self, stream_id: str, user_id: str) -> int:
+        """Delete a video stream: its frames, scenes, their vectors in the text and frame indexes, its
+        online state and every memory derived from them. Returns units removed."""
+        return self._svc.delete_stream(stream_id, user_id)
 
     # -- reads -------------------------------------------------------------------------------------
     def search(
@@ -285,6 +318,8 @@ class AsyncMemory:
     add = _offload(Memory.add)
     add_events = _offload(Memory.add_events)
     add_frames = _offload(Memory.add_frames)
+    end_stream = _offload(Memory.end_stream)
+    delete_stream = _offload(Memory.delete_stream)
     search = _offload(Memory.search)
     context = _offload(Memory.context)
     get = _offload(Memory.get)

@@ -15,7 +15,7 @@ from typing import Any
 
 from memsvc._types import Level
 from memsvc.config import Settings
-from memsvc.embedders import EMBEDDERS, Embedder
+from memsvc.embedders import EMBEDDERS, IMAGE_EMBEDDERS, Embedder, ImageEmbedder
 from memsvc.exceptions import ConfigError, IndexMismatchError, InvalidInputError, RecordNotFound
 from memsvc.models import ChatEvent, Hit, MemoryRecord, VideoEvent
 from memsvc.pipeline import Ingestor, turn_text
@@ -26,6 +26,7 @@ from memsvc.stores import VECTOR_STORES, Scope, VectorFilter, VectorStore
 from memsvc.stores.sql import SQLRecordStore
 from memsvc.stores.sql_schema import EventRow, UnitRow
 from memsvc.validation import check_id, check_text, check_time_range
+from memsvc.video.query import video_candidates
 
 __all__ = ["MemoryService"]
 
@@ -79,6 +80,10 @@ class MemoryService:
         self.segmenter = segmenter or SEGMENTERS.create(settings.segmenter.backend, **settings.segmenter.options)
         self.ingestor = Ingestor(self.sql, self.vectors, self.embedder, self.segmenter)
         self.retriever = DenseRetriever(self.sql, self.vectors, self.embedder, settings.retrieval.candidates)
+        from memsvc.video import VideoIngestor
+
+        self._image_embedder: list[ImageEmbedder | None] = []  # built on first use (CLIP loads a model)
+        self.video = VideoIngestor(self)
         self._life = {"closed": False}  # shared with tenant views
         self._close_lock = threading.Lock()
         self.repair()
@@ -125,6 +130,7 @@ class MemoryService:
                 return
             self._life["closed"] = True
             try:
+                self.video.frames.close()
                 self.vectors.flush()
                 self.vectors.close()
             finally:
@@ -152,10 +158,26 @@ class MemoryService:
                 out[i] = eid
         return out
 
-    def add_video(self, events: Sequence[VideoEvent]) -> list[str]:
-        from memsvc.video import VideoIngestor
+    @property
+    def image_embedder(self) -> ImageEmbedder | None:
+        """The configured image embedder (``settings.video.image_embedder``), or None."""
+        if not self._image_embedder:
+            cfg = self.settings.video.image_embedder
+            self._image_embedder.append(IMAGE_EMBEDDERS.create(cfg.backend, **cfg.options))
+        return self._image_embedder[0]
 
-        return VideoIngestor(self).add(events)
+    def add_video(self, events: Sequence[VideoEvent], final: bool = False) -> list[str]:
+        """Store frames of one user and stream (see ``memsvc.video.ingest``); ids in input order."""
+        return self.video.add(self.tenant, events, final=final)  # type: ignore[arg-type]
+
+    def end_stream(self, stream_id: Any, user_id: Any) -> int:
+        """Close a stream's open scene now. Returns scenes closed."""
+        scope = self.scope(user_id)
+        return self.video.end_stream(scope.tenant, scope.user, check_id(stream_id, "stream_id"))  # type: ignore[arg-type]
+
+    def delete_stream(self, stream_id: Any, user_id: Any) -> int:
+        """Remove a stream's frames, scenes, derived units and vectors (both indexes). Returns units removed."""
+        return self.video.delete_stream(self.scope(user_id), check_id(stream_id, "stream_id"))  # type: ignore[arg-type]
 
     # -- reads -------------------------------------------------------------------------------------
     def search(
@@ -193,6 +215,7 @@ class MemoryService:
             time_to=tr[1].timestamp() if tr and tr[1] else None,
         )
         hits = self.retriever.retrieve(scope, q, flt)
+        hits = video_candidates(self, scope, q, flt, hits)
         if budget_tokens is None:
             return pack(hits, 10**9, self.settings.retrieval.separator, limit or self.settings.retrieval.default_limit)
         return pack(hits, budget_tokens, self.settings.retrieval.separator, limit)
@@ -257,12 +280,17 @@ class MemoryService:
             self.sql.delete_units(sorted(dead), scope)
             self.sql.delete_events(scope, doomed_events)
             self.vectors.delete(sorted(dead))
+            self.video.units_deleted(scope, sorted(dead))
             self._rebuild_episodes(scope, sorted(rebuild))
             self.ingestor.forget_cache(scope)
         return len(dead)
 
     def _rebuild_episodes(self, scope: Scope, ids: Sequence[str]) -> None:
         rows = self.sql.units(scope, ids)
+        scenes = [u for u, r in rows.items() if (r.meta or {}).get("scene")]
+        if scenes:
+            self.video.rebuild_scenes(scope, scenes)
+            rows = {u: r for u, r in rows.items() if u not in scenes}
         srcs = self.sql.sources(ids, scope)
         empty, changed = [], []
         for uid, u in rows.items():
@@ -288,6 +316,7 @@ class MemoryService:
         with self.ingestor._lock(scope):
             n = self.sql.delete_scope(scope)
             self.vectors.delete_scope(scope)
+            self.video.delete_scope(scope)
             self.ingestor.forget_cache(scope)
         return n
 
@@ -296,6 +325,7 @@ class MemoryService:
         scope = self.scope(user_id) if user_id is not None else None
         out = self.sql.count(scope)
         out["vectors"] = self.vectors.count(scope)
+        out["frame_vectors"] = self.video.frames.count(scope)
         return out
 
 

@@ -6,6 +6,8 @@
     unit_sources  unit -> event provenance (what ``Hit.source_ids`` lists)
     unit_links    parent unit -> child unit provenance (summary -> episodes); cascades on delete
     index_meta    which embedder/dimension built the vector index (refuses a silent mix)
+    video_streams per (tenant, user, stream): the online scene state (open scene, short-term buffer,
+                  segmenter window) so chunked ingest continues exactly across calls and restarts
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "EventRow", "IndexMetaRow", "UnitLinkRow", "UnitRow", "UnitSourceRow", "UTCDateTime"]
+__all__ = [
+    "Base", "EventRow", "IndexMetaRow", "StreamStateRow", "UTCDateTime", "UnitLinkRow", "UnitRow", "UnitSourceRow",
+]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -161,3 +165,14 @@ class IndexMetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(1024))
+
+
+class StreamStateRow(Base):
+    __tablename__ = "video_streams"
+
+    tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    stream_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """Serialised ``memsvc.video`` stream state (versioned inside)."""
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

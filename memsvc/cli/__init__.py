@@ -19,6 +19,15 @@ def main() -> None:
 
 # Sub-commands register on ``app`` when their module is imported; they import nothing heavy at import
 # time (torch, models and stores load inside the commands).
-from memsvc.cli import bench, bench_compression, commands, demo, doctor, imports, serve  # noqa: E402,F401
+from memsvc.cli import (  # noqa: E402,F401
+    bench,
+    bench_compression,
+    bench_video,
+    commands,
+    demo,
+    doctor,
+    imports,
+    serve,
+)
 
 __all__ = ["app", "bench_app", "main"]
