@@ -202,6 +202,19 @@ class ScorerPress(BasePress):
     ) -> CompressedLayer:
         import torch
 
+        with torch.no_grad():  # scoring never needs gradients (and may see inference-mode tensors)
+            return self._prune(module, hidden_states, keys, values, position_embeddings)
+
+    def _prune(
+        self,
+        module: nn.Module,
+        hidden_states: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor],
+    ) -> CompressedLayer:
+        import torch
+
         from memsvc.gpu.cache import CompressedLayer
 
         b, h, n, d = keys.shape

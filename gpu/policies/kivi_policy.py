@@ -195,6 +195,18 @@ class KIVIPress(BasePress):
         position_embeddings: tuple[torch.Tensor, torch.Tensor],
     ) -> CompressedLayer:
         n = keys.shape[-2]
+        with torch.no_grad():
+            return self._quantize(module, hidden_states, keys, values, position_embeddings, n)
+
+    def _quantize(
+        self,
+        module: nn.Module,
+        hidden_states: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor],
+        n: int,
+    ) -> CompressedLayer:
         if self.press is not None:
             base = self.press.compress_layer(module, hidden_states, keys, values, position_embeddings)
             keys, values, positions = base.keys, base.values, base.positions

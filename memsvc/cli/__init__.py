@@ -14,7 +14,7 @@ app.add_typer(bench_app, name="bench")
 
 def main() -> None:
     """Console-script entry point."""
-    from memsvc.cli import bench_compression, commands, doctor  # noqa: F401  (register commands)
+    from memsvc.cli import bench_compression, bench_kv, commands, doctor  # noqa: F401  (register commands)
 
     app()
 
