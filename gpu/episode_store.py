@@ -16,11 +16,20 @@ Invalidation (the cascade the service's delete path must trigger):
 
 * **changed text** — entries are keyed by unit id + content hash; ``get``/``put`` for a unit with a new
   content hash delete every file of that unit made from another text;
-* **deleted episode** — :meth:`EpisodeKVStore.invalidate` removes all entries of the given unit ids.
-  Hook for the lead: wherever ``MemoryService`` deletes units (``delete``, ``delete_user``, episode
-  rewrite/merge), call ``episode_store.invalidate(deleted_unit_ids)`` after the SQL transaction commits
-  (idempotent; unknown ids are ignored). Content hashes should come from the same text the service
-  stores for the unit (``EpisodeKVStore.content_hash(text)``).
+* **deleted episode** — :meth:`EpisodeKVStore.invalidate` removes all entries of the given unit ids;
+  :meth:`EpisodeKVStore.invalidate_scope` removes every entry written with a ``scope`` (a user).
+
+Hook for the service (to be wired by the lead; both calls are idempotent and ignore unknown ids):
+
+* ``MemoryService.delete``: after ``self.sql.delete_units(sorted(dead))``, call
+  ``episode_store.invalidate(dead | rebuild)`` (rebuilt episodes change text; the content hash would
+  also catch them on the next read, but dropping them at once frees the disk);
+* ``MemoryService.delete_user``: ``episode_store.invalidate_scope(f"{tenant}/{user}")`` (entries are
+  written with that ``scope``);
+* consolidation that merges or rewrites episodes: ``invalidate(changed_unit_ids)``.
+
+Content hashes should come from the text the service stores for the unit
+(``EpisodeKVStore.content_hash(text)``), or from the exact prompt prefix the runtime prefilled.
 
 Loading returns tensors bit-identical to those saved.
 """
@@ -117,11 +126,13 @@ class EpisodeKVStore:
         content_hash: str,
         token_ids: Sequence[int] | torch.Tensor,
         press_spec: str = "none",
+        scope: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> Path:
         """Persist ``cache`` (a prefill of ``token_ids``, possibly compressed) for ``unit_id``.
 
         Replaces entries of the unit made from another text. Written atomically (temp file + rename).
+        ``scope`` (e.g. ``"<tenant>/<user>"``) lets :meth:`invalidate_scope` find the entry later.
         """
         layers = [as_compressed(layer) for layer in cache.layers]
         tensors: dict[str, torch.Tensor] = {}
@@ -146,6 +157,7 @@ class EpisodeKVStore:
             "content_hash": content_hash,
             "logical_length": first.logical_length,
             "press": press_spec,
+            "scope": scope,
             "layers": layer_meta,
             "created_at": time.time(),
             **(extra or {}),
@@ -223,6 +235,22 @@ class EpisodeKVStore:
             if d.is_dir():
                 removed += sum(1 for _ in d.glob("*.safetensors"))
                 shutil.rmtree(d, ignore_errors=True)
+        return removed
+
+    def invalidate_scope(self, scope: str) -> int:
+        """Delete every entry written with this ``scope`` (a user's whole memory, e.g. on
+        ``delete_user``). Scans entry headers; returns the number of files removed."""
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        for f in list(self.root.glob("*/*.safetensors")):
+            try:
+                hit = self.read_meta(f).get("scope") == scope
+            except (OSError, KeyError, ValueError):  # unreadable or foreign file: leave it alone
+                continue
+            if hit:
+                f.unlink(missing_ok=True)
+                removed += 1
         return removed
 
     def nbytes(self) -> int:

@@ -176,9 +176,11 @@ class LLM:
         press = self.press if press is None else press
         return "none" if press is None else repr(press)
 
-    def episode_cache(self, unit_id: str, text: str, press: Any = None) -> tuple[Any, bool]:
+    def episode_cache(
+        self, unit_id: str, text: str, press: Any = None, scope: str | None = None
+    ) -> tuple[Any, bool]:
         """The memory-prefix cache for one episode: loaded from the store (``True``) or prefilled,
-        compressed and stored (``False``)."""
+        compressed and stored (``False``, tagged with ``scope`` such as ``"<tenant>/<user>"``)."""
         if self.episode_store is None:
             raise ConfigError("episode answers need an episode_store")
         press = self.press if press is None else press
@@ -198,6 +200,7 @@ class LLM:
             content_hash=chash,
             token_ids=ids,
             press_spec=spec,
+            scope=scope,
             extra={"kind": "episode_prefix"},
         )
         return cache, False
@@ -211,7 +214,7 @@ class LLM:
         memory: ContextSource | None = None,
         user_id: str | None = None,
         budget_tokens: int = 1000,
-        episode: tuple[str, str] | None = None,
+        episode: tuple[str, str] | tuple[str, str, str] | None = None,
         history: Sequence[dict[str, str]] = (),
         max_new_tokens: int = 256,
         temperature: float = 0.0,
@@ -222,7 +225,7 @@ class LLM:
         """Stream the answer to ``question`` as text pieces.
 
         Memory comes from ``context`` (text), ``memory.context(question, user_id, budget_tokens)``, or a
-        stored ``episode=(unit_id, text)`` KV cache; ``press`` overrides the instance's press.
+        stored ``episode=(unit_id, text[, scope])`` KV cache; ``press`` overrides the instance's press.
         """
         press = self.press if press is None else press
         if memory is not None:
@@ -231,7 +234,8 @@ class LLM:
             context = memory.context(question, user_id=user_id, budget_tokens=budget_tokens)
         with self._lock:
             if episode is not None:
-                cache, _ = self.episode_cache(episode[0], episode[1], press)
+                scope = episode[2] if len(episode) > 2 else None  # type: ignore[misc]
+                cache, _ = self.episode_cache(episode[0], episode[1], press, scope=scope)
                 _, suffix = self.split_prompt(question, episode[1], history)
                 first = self._feed(cache, self._encode(suffix, first=False))
             else:

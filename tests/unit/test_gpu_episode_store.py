@@ -96,3 +96,16 @@ def test_other_model_does_not_see_the_entry(model, tmp_path: Path) -> None:  # t
     h = EpisodeKVStore.content_hash("t")
     EpisodeKVStore(tmp_path, "model-a").put("u", cache, content_hash=h, token_ids=ids)
     assert EpisodeKVStore(tmp_path, "model-b").get("u", content_hash=h) is None
+
+
+def test_invalidate_scope_removes_a_users_entries(model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store = EpisodeKVStore(tmp_path, "tiny-llama")
+    ids = torch.randint(3, 64, (1, 20))
+    cache, _ = prefill(model, ids)
+    h = store.content_hash("t")
+    store.put("a1", cache, content_hash=h, token_ids=ids, scope="default/ann")
+    store.put("a2", cache, content_hash=h, token_ids=ids, scope="default/ann")
+    store.put("b1", cache, content_hash=h, token_ids=ids, scope="default/bob")
+    assert store.invalidate_scope("default/ann") == 2
+    assert [m["unit_id"] for m in store.entries()] == ["b1"]
+    assert store.invalidate_scope("default/nobody") == 0
