@@ -103,9 +103,13 @@ def create_openai_router(
             pieces = llm.stream_chat(messages, **kwargs)
         except ConfigError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from exc
+        limit = kwargs["max_new_tokens"]
         if req.stream:
-            return StreamingResponse(_sse(pieces, cid, created, name), media_type="text/event-stream")
+            return StreamingResponse(
+                _sse(pieces, cid, created, name, llm, limit), media_type="text/event-stream"
+            )
         text = "".join(pieces)
+        finish = "length" if llm.count_tokens(text) >= limit else "stop"
         prompt_tokens = sum(llm.count_tokens(m["content"]) for m in messages) + (
             llm.count_tokens(context) if context else 0
         )
@@ -115,7 +119,7 @@ def create_openai_router(
             "created": created,
             "model": name,
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
             ],
             "usage": {
                 "prompt_tokens": prompt_tokens,
@@ -127,7 +131,7 @@ def create_openai_router(
     return router
 
 
-def _sse(pieces: Iterator[str], cid: str, created: int, model: str) -> Iterator[str]:
+def _sse(pieces: Iterator[str], cid: str, created: int, model: str, llm: Any, limit: int) -> Iterator[str]:
     def chunk(delta: dict[str, str], finish: str | None) -> str:
         body = {
             "id": cid,
@@ -139,7 +143,9 @@ def _sse(pieces: Iterator[str], cid: str, created: int, model: str) -> Iterator[
         return f"data: {json.dumps(body)}\n\n"
 
     yield chunk({"role": "assistant", "content": ""}, None)
+    text = []
     for piece in pieces:
+        text.append(piece)
         yield chunk({"content": piece}, None)
-    yield chunk({}, "stop")
+    yield chunk({}, "length" if llm.count_tokens("".join(text)) >= limit else "stop")
     yield "data: [DONE]\n\n"
