@@ -22,6 +22,7 @@ def main() -> None:
 from memsvc.cli import (  # noqa: E402,F401
     bench,
     bench_compression,
+    bench_kv,
     bench_video,
     commands,
     demo,
