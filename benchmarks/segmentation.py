@@ -62,15 +62,15 @@ def run(
     seg = SEGMENTERS.create(segmenter, **(options or {}))
     dialogues: list[Dialogue] = load_dialogues(data, use_roles=use_roles)
     n_utt = sum(len(d.utterances) for d in dialogues)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     embs = embed_dialogues(dialogues, embedder, cache_dir)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     preds = []
     for d, e in zip(dialogues, embs, strict=True):
         items = dialogue_items(d, e)
         sizes = segment_online(seg, items) if online else seg.split(items, final=True)
         preds.append(sizes_to_labels(sizes))
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     result = score([d.labels for d in dialogues], preds)
     if predictions is not None:
         with open(predictions, "w", encoding="utf-8") as f:
@@ -88,6 +88,8 @@ def run(
         "segment_s": round(t2 - t1, 3),
         "utterances_per_s": round(n_utt / max(t2 - t0, 1e-9), 1),
         "segment_only_utterances_per_s": round(n_utt / max(t2 - t1, 1e-9), 1),
+        "cpu_s": {"embed": round(c1 - c0, 3), "segment": round(c2 - c1, 3)},
+        "embeddings_cached": cache_dir is not None,
         "threads": os.cpu_count(),
         "segments_std": float(np.std([sum(p[:-1]) + 1 for p in preds])) if preds else 0.0,
     }

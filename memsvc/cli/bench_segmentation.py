@@ -31,12 +31,13 @@ def bench_segmentation(
     roles: bool = typer.Option(True, help="Use the file's 'roles' (when present) as speakers."),
     online: bool = typer.Option(False, help="Feed turns one at a time, as the ingest pipeline does."),
     results_dir: Path = typer.Option(None, help="Also write the metrics with run details (commit, timings) here."),
+    cache_dir: Path = typer.Option(None, help="Reuse utterance embeddings kept here (timings then exclude them)."),
 ) -> None:
     """Segment every dialogue of DATA and print the metrics as JSON."""
     from memsvc.benchmarks.segmentation import run
 
     result, details = run(data, segmenter, json.loads(options), predictions=predictions, use_roles=roles,
-                          online=online)
+                          online=online, cache_dir=cache_dir)
     typer.echo(json.dumps(result))
     print(f"{details['utterances_per_s']} utterances/s (embedding included), "
           f"{details['segment_only_utterances_per_s']} segmenting only", file=sys.stderr)
