@@ -54,7 +54,7 @@ class EmbedderConfig(ComponentConfig):
 class SegmenterConfig(ComponentConfig):
     """Online conversation segmenter that groups turns into episodes."""
 
-    backend: str = "similarity"
+    backend: str = "boundary"
 
 
 class CompressorConfig(ComponentConfig):

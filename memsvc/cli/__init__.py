@@ -23,6 +23,7 @@ from memsvc.cli import (  # noqa: E402,F401
     bench,
     bench_compression,
     bench_kv,
+    bench_segmentation,
     bench_video,
     commands,
     demo,

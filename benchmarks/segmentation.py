@@ -1,0 +1,96 @@
+"""Dialogue topic segmentation benchmark (``memsvc bench segmentation``).
+
+Embeds every utterance with the configured embedder (MiniLM by default, the text as given: the
+datasets carry no speaker names; ``roles``, when a file has them, become the items' speakers), runs a
+segmenter over each dialogue, and scores it against the gold labels (see ``segdata`` for the metrics;
+they agree with ``../shared/tools/score_segmentation.py`` on the predictions file).
+
+``online=True`` feeds the turns one at a time the way the ingest pipeline does (the open episode plus
+the new turn, ``final`` only at the end) instead of the whole dialogue at once; both must give the
+same labels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memsvc.benchmarks.segdata import Dialogue, dialogue_items, embed_dialogues, load_dialogues, score
+from memsvc.embedders import Embedder
+from memsvc.segmenters import SEGMENTERS, SegmentItem, Segmenter, sizes_to_labels
+
+__all__ = ["run", "segment_online"]
+
+
+def segment_online(segmenter: Segmenter, items: Sequence[SegmentItem], step: int = 1) -> list[int]:
+    """Feed ``items`` ``step`` at a time, as the ingest pipeline does; returns segment sizes."""
+    sizes: list[int] = []
+    open_start = 0
+    for stop in range(step, len(items) + step, step):
+        stop = min(stop, len(items))
+        final = stop == len(items)
+        got = segmenter.split(items[open_start:stop], final=final)
+        sizes += got
+        open_start += sum(got)
+        if final:
+            break
+    return sizes
+
+
+def run(
+    data: str | Path,
+    segmenter: str = "boundary",
+    options: dict[str, Any] | None = None,
+    embedder: Embedder | None = None,
+    predictions: str | Path | None = None,
+    use_roles: bool = True,
+    online: bool = False,
+    cache_dir: str | Path | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Score ``segmenter`` on a jsonl file. Returns (the metrics JSON, extra run details)."""
+    if embedder is None:
+        from memsvc.embedders import SentenceTransformerEmbedder
+
+        embedder = SentenceTransformerEmbedder()
+        embedder.embed(["warm up"])
+    seg = SEGMENTERS.create(segmenter, **(options or {}))
+    dialogues: list[Dialogue] = load_dialogues(data, use_roles=use_roles)
+    n_utt = sum(len(d.utterances) for d in dialogues)
+    t0, c0 = time.perf_counter(), time.process_time()
+    embs = embed_dialogues(dialogues, embedder, cache_dir)
+    t1, c1 = time.perf_counter(), time.process_time()
+    preds = []
+    for d, e in zip(dialogues, embs, strict=True):
+        items = dialogue_items(d, e)
+        sizes = segment_online(seg, items) if online else seg.split(items, final=True)
+        preds.append(sizes_to_labels(sizes))
+    t2, c2 = time.perf_counter(), time.process_time()
+    result = score([d.labels for d in dialogues], preds)
+    if predictions is not None:
+        with open(predictions, "w", encoding="utf-8") as f:
+            for p in preds:
+                f.write(json.dumps({"segmentation_label": p}) + "\n")
+    details = {
+        "data": str(data),
+        "segmenter": segmenter,
+        "options": options or {},
+        "embedder": embedder.name,
+        "online": online,
+        "use_roles": use_roles,
+        "utterances": n_utt,
+        "embed_s": round(t1 - t0, 3),
+        "segment_s": round(t2 - t1, 3),
+        "utterances_per_s": round(n_utt / max(t2 - t0, 1e-9), 1),
+        "segment_only_utterances_per_s": round(n_utt / max(t2 - t1, 1e-9), 1),
+        "cpu_s": {"embed": round(c1 - c0, 3), "segment": round(c2 - c1, 3)},
+        "embeddings_cached": cache_dir is not None,
+        "threads": os.cpu_count(),
+        "segments_std": float(np.std([sum(p[:-1]) + 1 for p in preds])) if preds else 0.0,
+    }
+    return result, details

@@ -1,0 +1,48 @@
+"""``memsvc bench segmentation``: dialogue topic segmentation quality (Pk, WindowDiff, F1, Score)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+
+from memsvc.cli import bench_app
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False,
+                             cwd=Path(__file__).parent)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+@bench_app.command("segmentation")
+def bench_segmentation(
+    data: Path = typer.Option(..., exists=True, dir_okay=False, help="jsonl: utterances + segmentation_label."),
+    segmenter: str = typer.Option("boundary", help="Segmenter backend name or dotted class path."),
+    options: str = typer.Option("{}", help="Segmenter options as JSON."),
+    predictions: Path = typer.Option(None, help="Also write one {'segmentation_label': [...]} line per dialogue."),
+    roles: bool = typer.Option(True, help="Use the file's 'roles' (when present) as speakers."),
+    online: bool = typer.Option(False, help="Feed turns one at a time, as the ingest pipeline does."),
+    results_dir: Path = typer.Option(None, help="Also write the metrics with run details (commit, timings) here."),
+    cache_dir: Path = typer.Option(None, help="Reuse utterance embeddings kept here (timings then exclude them)."),
+) -> None:
+    """Segment every dialogue of DATA and print the metrics as JSON."""
+    from memsvc.benchmarks.segmentation import run
+
+    result, details = run(data, segmenter, json.loads(options), predictions=predictions, use_roles=roles,
+                          online=online, cache_dir=cache_dir)
+    typer.echo(json.dumps(result))
+    print(f"{details['utterances_per_s']} utterances/s (embedding included), "
+          f"{details['segment_only_utterances_per_s']} segmenting only", file=sys.stderr)
+    if results_dir is not None:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        path = results_dir / f"segmentation-{segmenter}-{data.stem}-{stamp}.json"
+        path.write_text(json.dumps({"result": result, **details, "commit": _commit()}, indent=1))

@@ -1,0 +1,55 @@
+"""``memsvc bench segmentation``: metrics, the predictions file, online == offline on a tiny file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from memsvc.benchmarks.segdata import boundary_f1, pk_wd, score
+from memsvc.benchmarks.segmentation import run
+from memsvc.embedders import HashingEmbedder
+
+DIALOGUES = [
+    {"utterances": ["I adopted a puppy.", "What breed?", "A beagle.", "Did you watch the match?", "Yes, we won.",
+                    "Great game.", "I bake bread.", "Sourdough?", "Yes."],
+     "segmentation_label": [0, 0, 1, 0, 0, 1, 0, 0, 0]},
+    {"utterances": ["Hi, how are you?", "Fine, thanks.", "Do you like jazz?", "I love jazz.", "Me too."],
+     "segmentation_label": [0, 1, 0, 0, 0], "roles": ["user", "agent", "user", "agent", None]},
+]
+
+
+def test_metrics_by_hand() -> None:
+    ref = [0, 0, 1, 0, 0, 1, 0, 0, 0]
+    assert pk_wd(ref, ref, 2) == (0.0, 0.0)
+    assert boundary_f1(ref, ref) == 1.0
+    assert boundary_f1([0, 0, 0], [0, 0, 0]) == 1.0
+    assert boundary_f1(ref, [0] * 9) == 0.0
+    hyp = [0, 1, 0, 0, 0, 1, 0, 0, 0]
+    assert boundary_f1(ref, hyp) == 0.5
+    pk, wd = pk_wd(ref, hyp, 2)  # windows of 2 labels: positions 0..6
+    assert pk == pytest.approx(2 / 7) and wd == pytest.approx(2 / 7)
+    s = score([ref], [hyp])
+    assert s["score"] == pytest.approx((2 * 0.5 + (1 - 2 / 7) * 2) / 4, abs=1e-4)
+    assert s["segments_per_dialogue"] == {"gold": 3.0, "predicted": 3.0}
+    # the last label is ignored on both sides
+    assert score([[0, 1, 1]], [[0, 1, 0]])["f1"] == 1.0
+
+
+@pytest.mark.parametrize("segmenter", ["boundary", "tiling", "similarity"])
+def test_run_writes_rescorable_predictions(tmp_path: Path, segmenter: str) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(d) + "\n" for d in DIALOGUES))
+    pred = tmp_path / "p.jsonl"
+    result, details = run(data, segmenter, embedder=HashingEmbedder(), predictions=pred)
+    assert set(result) == {"pk", "windowdiff", "f1", "score", "n_dialogues", "segments_per_dialogue"}
+    assert result["n_dialogues"] == 2 and set(result["segments_per_dialogue"]) == {"gold", "predicted"}
+    preds = [json.loads(line)["segmentation_label"] for line in pred.read_text().splitlines()]
+    assert [len(p) for p in preds] == [9, 5]
+    again = score([d["segmentation_label"] for d in DIALOGUES], preds)
+    assert again == result
+    if segmenter != "similarity":
+        online, _ = run(data, segmenter, embedder=HashingEmbedder(), online=True)
+        assert online == result
+    assert details["utterances"] == 14

@@ -1,0 +1,51 @@
+"""The default segmenter in the write path: episodes never mix users or sessions; pauses close them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from memsvc import Memory
+from memsvc.config import Settings
+
+T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+LINES = [
+    "I adopted a puppy last week.", "What breed is it?", "A beagle, very playful.", "Beagles love walks.",
+    "Did you watch the match?", "Yes, we scored twice.", "The goalkeeper was great.", "Hope we win the league.",
+    "I'm baking bread tonight.", "Sourdough?", "Yes, a three year old starter.", "Fresh bread smells great.",
+]
+
+
+def _memory(path: Path) -> Memory:
+    settings = Settings(data_dir=path, embedder={"backend": "hashing"}, vector={"backend": "memory"})
+    assert settings.segmenter.backend == "boundary"
+    return Memory(settings)
+
+
+def test_episodes_never_mix_users_or_sessions(tmp_path: Path) -> None:
+    m = _memory(tmp_path / "m")
+    owner: dict[str, tuple[str, str]] = {}
+    t = T0
+    for i, line in enumerate(LINES * 2):
+        for user, session in (("ann", "s1"), ("ann", "s2"), ("bob", "s1")):
+            name = "Ann" if user == "ann" and i % 2 == 0 else ("Bob" if user == "bob" else "Cat")
+            ids = m.add([{"role": "user", "content": f"{line} ({session})", "name": name}], user_id=user,
+                        session_id=session, timestamp=t)
+            owner[ids[0]] = (user, session)
+        t += timedelta(seconds=20)
+    for user in ("ann", "bob"):
+        hits = m.search("puppy bread match", user_id=user, limit=100, levels=["episode"])
+        assert hits
+        for h in hits:
+            assert {owner[s] for s in h.source_ids} == {(user, h.session_id)}
+    m.close()
+
+
+def test_a_pause_closes_the_episode(tmp_path: Path) -> None:
+    m = _memory(tmp_path / "p")
+    first = m.add([{"role": "user", "content": c} for c in LINES[:3]], user_id="u", session_id="s", timestamp=T0)
+    later = m.add([{"role": "user", "content": LINES[4]}], user_id="u", session_id="s",
+                  timestamp=T0 + timedelta(hours=5))
+    eps = m.search("puppy match", user_id="u", limit=50, levels=["episode"])
+    assert not any(set(first) & set(h.source_ids) and set(later) & set(h.source_ids) for h in eps)
+    m.close()
