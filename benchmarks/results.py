@@ -99,6 +99,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
         "loadavg": _loadavg(),
+        "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ},
     }
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
