@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from memsvc.registry import Registry
-from memsvc.stores.base import Scope, VectorFilter, VectorPoint, VectorStore, normalize_rows
+from memsvc.stores.base import (
+    LexicalDoc,
+    LexicalIndex,
+    Scope,
+    VectorFilter,
+    VectorPoint,
+    VectorStore,
+    normalize_rows,
+)
+from memsvc.stores.lexical_memory import InMemoryLexicalIndex
 from memsvc.stores.memory import InMemoryVectorStore
+
+from memsvc.registry import Registry
 
 VECTOR_STORES: Registry[VectorStore] = Registry("vector store")
 VECTOR_STORES.register("memory")(InMemoryVectorStore)
@@ -26,4 +36,27 @@ def _qdrant(**options: Any) -> VectorStore:
     return QdrantVectorStore(**options)
 
 
-__all__ = ["VECTOR_STORES", "InMemoryVectorStore", "Scope", "VectorFilter", "VectorPoint", "VectorStore", "normalize_rows"]
+LEXICAL_INDEXES: Registry[LexicalIndex] = Registry("lexical index")
+LEXICAL_INDEXES.register("memory")(InMemoryLexicalIndex)
+
+
+@LEXICAL_INDEXES.register("qdrant-edge")
+def _lexical_edge(**options: Any) -> LexicalIndex:
+    from memsvc.stores.lexical_edge import QdrantEdgeLexicalIndex
+
+    return QdrantEdgeLexicalIndex(**options)
+
+
+__all__ = [
+    "LEXICAL_INDEXES",
+    "VECTOR_STORES",
+    "InMemoryLexicalIndex",
+    "InMemoryVectorStore",
+    "LexicalDoc",
+    "LexicalIndex",
+    "Scope",
+    "VectorFilter",
+    "VectorPoint",
+    "VectorStore",
+    "normalize_rows",
+]
