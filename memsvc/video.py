@@ -111,5 +111,9 @@ class VideoIngestor:
                                           start=t0.timestamp(), end=t1.timestamp(), stream=stream))
         svc.sql.write(events=ev_rows, units=units, sources=sources)
         svc.vectors.upsert(points)
+        if svc.ingestor.lexical is not None:
+            from memsvc.pipeline import lexical_doc
+
+            svc.ingestor.lexical.upsert([lexical_doc(u) for u in units if u.index_state == "pending"])
         svc.sql.set_index_state([p.id for p in points], "indexed")
         return ids

@@ -16,7 +16,8 @@ from memsvc.exceptions import MissingDependencyError
 
 __all__ = ["DEFAULT_AVG_LEN", "Bm25Terms"]
 
-DEFAULT_AVG_LEN: dict[str, float] = {"turn": 24.0, "episode": 256.0, "summary": 128.0, "semantic": 24.0}
+DEFAULT_AVG_LEN: dict[str, float] = {"turn": 24.0, "episode": 256.0, "summary": 128.0, "semantic": 24.0,
+                                     "context": 120.0}
 
 
 def _edge() -> Any:

@@ -127,6 +127,9 @@ class LexicalDoc:
     end: float
     session: str | None = None
     stream: str | None = None
+    context: str | None = None
+    """Optional second field: the unit with what came just before it (for a turn, the previous
+    turns of its session), searched with ``field="context"``."""
 
     def payload(self) -> dict[str, Any]:
         """Filter fields as stored in the index."""
@@ -160,11 +163,11 @@ class LexicalIndex(Protocol):
         """Delete every document of one tenant and user."""
 
     def search(
-        self, scope: Scope, queries: Sequence[str], k: int, flt: VectorFilter | None = None
+        self, scope: Scope, queries: Sequence[str], k: int, flt: VectorFilter | None = None, field: str = "text"
     ) -> list[list[tuple[str, float]]]:
         """For each query: up to ``k`` (id, BM25 score > 0) pairs, best first (equal scores by id), only
-        from ``scope`` and ``flt``. IDF statistics come from the scope and, when ``flt.levels`` names one
-        level, that level."""
+        from ``scope`` and ``flt``, over ``field`` (``"text"`` or ``"context"``). IDF statistics come from
+        the scope's documents (of ``flt.levels`` when given) that have the field."""
 
     def ids(self, scope: Scope | None = None) -> set[str]:
         """Every document id (of one scope, or all)."""

@@ -20,7 +20,7 @@ from memsvc.exceptions import StoreError, StoreUnavailable
 
 __all__ = ["QdrantEdgeLexicalIndex"]
 
-_SPARSE = "bm25"
+_FIELDS = {"text": "bm25", "context": "ctx"}
 
 
 @contextlib.contextmanager
@@ -56,7 +56,8 @@ class QdrantEdgeLexicalIndex:
                 self._shard = q.EdgeShard.load(str(self.path))
             else:
                 self.path.mkdir(parents=True, exist_ok=True)
-                cfg = q.EdgeConfig(sparse_vectors={_SPARSE: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)})
+                cfg = q.EdgeConfig(sparse_vectors={
+                    name: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf) for name in _FIELDS.values()})
                 self._shard = q.EdgeShard.create(str(self.path), cfg)
                 tenant = q.KeywordIndexParams(is_tenant=True)
                 for name, schema in (
@@ -92,7 +93,11 @@ class QdrantEdgeLexicalIndex:
         points = []
         for d in docs:
             idx, val = self.terms.document(d.text, d.level)
-            points.append(q.Point(id=_pid(d.id), vector={_SPARSE: q.SparseVector(idx, val)}, payload=d.payload()))
+            vec = {_FIELDS["text"]: q.SparseVector(idx, val)}
+            if d.context:
+                cidx, cval = self.terms.document(d.context, "context")
+                vec[_FIELDS["context"]] = q.SparseVector(cidx, cval)
+            points.append(q.Point(id=_pid(d.id), vector=vec, payload=d.payload()))
         with _mapped():
             self._shard.update(q.UpdateOperation.upsert_points(points))
 
@@ -106,9 +111,12 @@ class QdrantEdgeLexicalIndex:
             self._shard.update(self._q.UpdateOperation.delete_points_by_filter(self._filter(scope)))
 
     def search(
-        self, scope: Scope, queries: Sequence[str], k: int, flt: VectorFilter | None = None
+        self, scope: Scope, queries: Sequence[str], k: int, flt: VectorFilter | None = None, field: str = "text"
     ) -> list[list[tuple[str, float]]]:
         q = self._q
+        if field not in _FIELDS:
+            raise StoreError(f"unknown lexical field {field!r}; known: {sorted(_FIELDS)}")
+        using = _FIELDS[field]
         corpus = self._filter(scope, VectorFilter(levels=flt.levels) if flt is not None else None)
         params = q.SearchParams(idf=q.IdfParams(corpus=corpus))
         f = self._filter(scope, flt)
@@ -119,7 +127,7 @@ class QdrantEdgeLexicalIndex:
                 out.append([])
                 continue
             # over-fetch so that ties at the cut are broken by id, as the reference does
-            req = q.QueryRequest(limit=k + 32, query=q.Query.Nearest(q.SparseVector(terms, [1.0] * len(terms)), using=_SPARSE),
+            req = q.QueryRequest(limit=k + 32, query=q.Query.Nearest(q.SparseVector(terms, [1.0] * len(terms)), using=using),
                                  filter=f, with_payload=False, params=params)
             with _mapped():
                 res = self._shard.query(req)

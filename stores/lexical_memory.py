@@ -18,20 +18,26 @@ class InMemoryLexicalIndex:
 
     def __init__(self, k: float = 1.2, b: float = 0.75, avg_len: Mapping[str, float] | None = None) -> None:
         self.terms = Bm25Terms(k, b, avg_len)
-        self._docs: dict[str, tuple[dict[int, float], dict[str, object]]] = {}
+        self._docs: dict[str, tuple[dict[str, dict[int, float]], dict[str, object]]] = {}
         self._lock = threading.Lock()
 
     def upsert(self, docs: Sequence[LexicalDoc]) -> None:
         rows = []
         for d in docs:
-            idx, val = self.terms.document(d.text, d.level)
-            weights: dict[int, float] = {}
-            for i, v in zip(idx, val, strict=True):
-                weights[i] = weights.get(i, 0.0) + v
-            rows.append((d.id, weights, d.payload()))
+            fields = {"text": self._weights(d.text, d.level)}
+            if d.context:
+                fields["context"] = self._weights(d.context, "context")
+            rows.append((d.id, fields, d.payload()))
         with self._lock:
             for did, w, p in rows:
                 self._docs[did] = (w, p)
+
+    def _weights(self, text: str, level: str) -> dict[int, float]:
+        idx, val = self.terms.document(text, level)
+        weights: dict[int, float] = {}
+        for i, v in zip(idx, val, strict=True):
+            weights[i] = weights.get(i, 0.0) + v
+        return weights
 
     def delete(self, ids: Sequence[str]) -> None:
         with self._lock:
@@ -44,11 +50,12 @@ class InMemoryLexicalIndex:
                 del self._docs[did]
 
     def search(
-        self, scope: Scope, queries: Sequence[str], k: int, flt: VectorFilter | None = None
+        self, scope: Scope, queries: Sequence[str], k: int, flt: VectorFilter | None = None, field: str = "text"
     ) -> list[list[tuple[str, float]]]:
         corpus_flt = VectorFilter(levels=flt.levels) if flt is not None and flt.levels is not None else None
         with self._lock:
-            corpus = [(did, w) for did, (w, p) in self._docs.items() if matches(p, scope, corpus_flt)]
+            corpus = [(did, f[field]) for did, (f, p) in self._docs.items()
+                      if field in f and matches(p, scope, corpus_flt)]
             allowed = {did for did, (_, p) in self._docs.items() if matches(p, scope, flt)}
         n = len(corpus)
         out: list[list[tuple[str, float]]] = []
