@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from memsvc.registry import Registry
 from memsvc.stores.base import (
     LexicalDoc,
     LexicalIndex,
@@ -15,8 +16,6 @@ from memsvc.stores.base import (
 )
 from memsvc.stores.lexical_memory import InMemoryLexicalIndex
 from memsvc.stores.memory import InMemoryVectorStore
-
-from memsvc.registry import Registry
 
 VECTOR_STORES: Registry[VectorStore] = Registry("vector store")
 VECTOR_STORES.register("memory")(InMemoryVectorStore)

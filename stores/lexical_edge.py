@@ -13,10 +13,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from memsvc.exceptions import StoreError, StoreUnavailable
 from memsvc.stores._bm25 import Bm25Terms, _edge
 from memsvc.stores.base import LexicalDoc, Scope, VectorFilter
-
-from memsvc.exceptions import StoreError, StoreUnavailable
 
 __all__ = ["QdrantEdgeLexicalIndex"]
 

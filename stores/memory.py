@@ -6,10 +6,10 @@ import threading
 from collections.abc import Sequence
 
 import numpy as np
-from memsvc.stores.base import Scope, VectorFilter, VectorPoint, normalize_rows
 
 from memsvc._types import Vector
 from memsvc.exceptions import EmbeddingError
+from memsvc.stores.base import Scope, VectorFilter, VectorPoint, normalize_rows
 
 __all__ = ["InMemoryVectorStore", "matches"]
 

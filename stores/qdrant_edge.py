@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from memsvc.stores.base import Scope, VectorFilter, VectorPoint, normalize_rows
 
 from memsvc._types import Vector
 from memsvc.exceptions import EmbeddingError, MissingDependencyError, StoreError, StoreUnavailable
+from memsvc.stores.base import Scope, VectorFilter, VectorPoint, normalize_rows
 
 __all__ = ["QdrantEdgeVectorStore"]
 

@@ -12,14 +12,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-from memsvc.stores.base import Scope
-from memsvc.stores.sql_schema import EventRow, IndexMetaRow, UnitLinkRow, UnitRow, UnitSourceRow
 from sqlalchemy import Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from memsvc.exceptions import StoreError, StoreUnavailable
+from memsvc.stores.base import Scope
+from memsvc.stores.sql_schema import EventRow, IndexMetaRow, UnitLinkRow, UnitRow, UnitSourceRow
 
 __all__ = ["SQLRecordStore", "migrate"]
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from memsvc.stores import InMemoryLexicalIndex, LexicalDoc, LexicalIndex, Scope, VectorFilter
 
 A = Scope("tenant-a", "alice")
@@ -24,9 +24,9 @@ WORDS = ["adoption", "agency", "pottery", "class", "sunrise", "lake", "painting"
 
 
 def doc(text: str, scope: Scope = A, *, level: str = "turn", start: float = 0.0, session: str | None = None,
-        did: str | None = None) -> LexicalDoc:
+        did: str | None = None, context: str | None = None) -> LexicalDoc:
     return LexicalDoc(id=did or str(uuid.uuid4()), text=text, tenant=scope.tenant, user=scope.user, level=level,
-                      start=start, end=start, session=session)
+                      start=start, end=start, session=session, context=context)
 
 
 class LexicalIndexSuite(ABC):
@@ -91,6 +91,15 @@ class LexicalIndexSuite(ABC):
         assert index.count(A) == 0 and index.count() == 1
         index.delete_scope(B)
         assert index.count() == 0 and index.ids() == set()
+
+    def test_context_field(self, index: LexicalIndex) -> None:
+        a = doc("yes, it was amazing!", context="did you go to the dinosaur museum?\nyes, it was amazing!")
+        b = doc("the museum was closed", context="the museum was closed")
+        c = doc("dinosaur bowl")  # no context
+        index.upsert([a, b, c])
+        assert {i for i, _ in index.search(A, ["dinosaur museum"], 5)[0]} == {b.id, c.id}
+        got = index.search(A, ["dinosaur museum"], 5, field="context")[0]
+        assert [i for i, _ in got] == [a.id, b.id]
 
     def test_k_and_batch_and_ties(self, index: LexicalIndex) -> None:
         docs = [doc("camping trip") for _ in range(6)]

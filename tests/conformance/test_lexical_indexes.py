@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-
 import pytest
-from memsvc.stores import LEXICAL_INDEXES, LexicalIndex
 
 from memsvc.exceptions import ConfigError
+from memsvc.stores import LEXICAL_INDEXES, LexicalIndex
+
 from tests.conformance.lexical_index import LexicalIndexSuite, PersistentLexicalIndexSuite
 
 
