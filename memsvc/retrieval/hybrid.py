@@ -16,7 +16,8 @@ For a query the retriever
    latest" questions) and ``video`` ("at minute 12 of the video").
 
 Every hit carries these parts in ``components`` (plus the raw cosine / BM25 as ``*_raw``). Ties break by
-unit id, so equal input ranks identically. Weights live in ``RetrievalConfig``; the defaults were
+position in the user's history, then unit id, so equal input ranks identically (even in another store,
+where the random ids differ). Weights live in ``RetrievalConfig``; the defaults were
 tuned on the LoCoMo development set (docs/RETRIEVAL_NOTES.md).
 """
 
@@ -211,7 +212,8 @@ class HybridRetriever:
             pos.update(self.sql.positions(scope, need))
         seq = {u: p[0] for u, p in pos.items()}
         hits = [self._hit(r, srcs.get(u, []), comp[u], raw.get(u, {}), seq.get(u)) for u, r in rows.items()]
-        hits.sort(key=lambda h: (-h.score, h.id))
+        # ties: earlier in the user's history first (ids are random, positions are not), then id
+        hits.sort(key=lambda h: (-h.score, h.seq if h.seq is not None else 1 << 62, h.id))
         episodes = {e: self._hit(r, srcs.get(e, []), {}, {}, seq.get(firsts.get(e, ""))) for e, r in ep_rows.items()}
         return Ranking(hits, tc, episodes, {u: e for u, e in episode_of.items() if u in rows and e in episodes})
 
@@ -242,9 +244,11 @@ class HybridRetriever:
         comp: dict[str, dict[str, float]], dmax: float,
     ) -> None:
         """Candidates that came from other lists get their exact cosine too (same normalisation)."""
-        missing = sorted(u for u in rows if "dense" not in raw.get(u, {}))
+        missing = [u for u in rows if "dense" not in raw.get(u, {})]
         if not missing or dmax <= self.cfg.dense_floor:
             return
+        # only candidates that can still reach the budget matter: the best by their other parts
+        missing = sorted(missing, key=lambda u: (-sum(comp[u].values()), u))[: self.cfg.candidates]
         vecs = self.vectors.fetch(missing)
         q = qv[0] / max(float(np.linalg.norm(qv[0])), 1e-9)
         span = max(dmax - self.cfg.dense_floor, 1e-6)

@@ -137,7 +137,7 @@ def pack(
         else:
             for c in inside:
                 layout.insert(c)
-        if budget_tokens - layout.total < 8:
+        if budget_tokens - layout.total < 2:  # nothing fits in one token plus a separator
             break
     if episodes and episode_of and episode_fill <= 1.0:
         _fill_episodes(layout, rank, budget_tokens, episodes, episode_of, episode_fill, limit)
