@@ -142,8 +142,8 @@ _ISO = st.sampled_from(["t1", "t2", "t3"])
 _USR = st.sampled_from(["ann", "bob", "cid", "Ann", "ann "])
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(owners=st.lists(st.tuples(_ISO, _USR), min_size=2, max_size=5, unique=True))
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(owners=st.lists(st.tuples(_ISO, _USR), min_size=2, max_size=4, unique=True))
 def test_a_user_never_sees_another_users_memory(minilm, tmp_path_factory: pytest.TempPathFactory,  # type: ignore[no-untyped-def]
                                                 owners: list[tuple[str, str]]) -> None:
     base = tmp_path_factory.mktemp("iso")
@@ -160,8 +160,8 @@ def test_a_user_never_sees_another_users_memory(minilm, tmp_path_factory: pytest
                      "name": "Owner"}, {"role": "assistant", "content": "Noted, adoption and pottery too."}]
             mine[(t, u)] = set(views[t].add(messages=msgs, user_id=u, session_id="s", timestamp=T0))
         for t, u in owners:
-            for q in ("vault code secret", "lake adoption pottery", "secret number 0", "Owner"):
-                for budget in (None, 50, 2000):
+            for q in ("vault code secret number 0", "lake adoption pottery Owner"):
+                for budget in (None, 60):
                     hits = views[t].search(q, user_id=u, budget_tokens=budget)
                     assert hits, (t, u, q)
                     for h in hits:
@@ -212,6 +212,6 @@ def test_video_offset_in_the_query(minilm, tmp_path: Path) -> None:  # type: ign
         hits = m.search("what happens in the kitchen at minute 12 of the video?", user_id="u1", limit=3,
                         levels=["turn"])
         assert hits[0].id == ids[6]
-        assert hits[0].components["video"] == 1.0
+        assert hits[0].components["video"] == m.settings.retrieval.temporal_weight  # inside: full score
     finally:
         m.close()
