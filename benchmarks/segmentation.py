@@ -23,7 +23,7 @@ import numpy as np
 
 from memsvc.benchmarks.segdata import Dialogue, dialogue_items, embed_dialogues, load_dialogues, score
 from memsvc.embedders import Embedder
-from memsvc.segmenters import SEGMENTERS, SegmentItem, Segmenter, sizes_to_labels
+from memsvc.segmenters import SEGMENTERS, Segmenter, SegmentItem, sizes_to_labels
 
 __all__ = ["run", "segment_online"]
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from memsvc.benchmarks.video_synth import SyntheticStream, VideoStreamConfig, boundary_f1, generate
 
 __all__ = ["frame_baseline", "run", "write_result"]
@@ -129,11 +130,11 @@ def long_stream(hours: float, noise: float, seed: int, chunk: int = 500) -> dict
     SQL bytes and online-state bytes at checkpoints."""
     import sqlite3
 
-    from memsvc.stores.sql_schema import StreamStateRow
     from sqlalchemy import select
 
     from memsvc import Memory, Settings
     from memsvc.embedders import HashingEmbedder
+    from memsvc.stores.sql_schema import StreamStateRow
 
     s = generate(VideoStreamConfig(duration_s=hours * 3600, noise=noise, seed=seed), 0)
     tmp = Path(tempfile.mkdtemp(prefix="memsvc-bench-video-long-"))
@@ -187,8 +188,9 @@ def ingest(hours: float, noise: float, seed: int, chunk: int, embedder: Any, que
         m.end_stream("cam1", "u1")
         svc = m.service
         stats = m.stats("u1")
-        from memsvc.stores.sql_schema import StreamStateRow, UnitRow
         from sqlalchemy import select
+
+        from memsvc.stores.sql_schema import StreamStateRow, UnitRow
 
         with svc.sql.session() as sess:
             state = sess.scalars(select(StreamStateRow.state)).first()

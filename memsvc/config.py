@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 __all__ = [
     "EmbedderConfig",
+    "LexicalConfig",
     "LimitsConfig",
     "RetrievalConfig",
     "SegmenterConfig",
@@ -106,14 +107,44 @@ class VideoConfig(BaseModel):
     stores every frame's embedding."""
 
 
+class LexicalConfig(ComponentConfig):
+    """Keyword (BM25) index over unit texts: ``qdrant-edge`` (embedded shard under ``data_dir``),
+    ``memory`` (the in-process reference) or ``none`` (dense retrieval only)."""
+
+    backend: str = "qdrant-edge"
+
+
 class RetrievalConfig(BaseModel):
-    """Candidate generation and packing defaults."""
+    """Candidate generation, fusion and packing (see ``memsvc.retrieval.hybrid``)."""
 
     candidates: int = 200
     """How many candidates each index returns before fusion and packing."""
     default_limit: int = 10
     separator: str = "\n"
-    """Joins packed units in ``Memory.context``; counted against the budget."""
+    """Joins packed lines in ``Memory.context``; counted against the budget."""
+    dense_floor: float = 0.1
+    """Cosine treated as "no match": the dense part is (cos - floor) / (best cos - floor), at least 0."""
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    """Weight of BM25 over the unit's own text (divided by the best BM25 of the query)."""
+    context_weight: float = 0.3
+    """Weight of BM25 over context windows (a turn with the turns before it), given to every turn in the
+    best window holding it: words of a question and of its answer match together."""
+    episode_weight: float = 0.5
+    """Weight of the turn's episode score (its dense + lexical parts, 0..2): the topic it belongs to."""
+    speaker_weight: float = 0.2
+    """Added to turns whose speaker the query names."""
+    temporal_weight: float = 0.5
+    """Weight of the temporal score when the query states a time (MRAG semantic + temporal)."""
+    recency_weight: float = 0.3
+    """Weight of recency (0 for the oldest candidate, 1 for the newest); used when the query asks for the
+    current or latest state, or always when ``recency_always``."""
+    recency_always: bool = False
+    episode_fill: float = 0.5
+    """When packed turns make up at least this share of an episode, the whole episode replaces them
+    if it fits (above 1: never)."""
+    annotate_dates: bool = True
+    """Write absolute dates next to relative expressions in stored turns ("yesterday [2023-05-07]")."""
 
 
 class LimitsConfig(BaseModel):
@@ -142,6 +173,7 @@ class Settings(BaseSettings):
     segmenter: SegmenterConfig = Field(default_factory=SegmenterConfig)
     compressor: CompressorConfig = Field(default_factory=CompressorConfig)
     vector: VectorConfig = Field(default_factory=VectorConfig)
+    lexical: LexicalConfig = Field(default_factory=LexicalConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     video: VideoConfig = Field(default_factory=VideoConfig)
@@ -169,6 +201,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'memsvc.db'}"
+
+    @property
+    def lexical_path(self) -> Path:
+        """Where the embedded lexical (BM25) shard lives."""
+        return self.data_dir / "lexical"
 
     @property
     def vector_path(self) -> Path:

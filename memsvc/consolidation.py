@@ -32,6 +32,12 @@ def reconcile(svc: MemoryService) -> dict[str, int]:
     orphans = sorted(in_index - in_sql)
     svc.vectors.delete(orphans)
     missing = sorted(in_sql - in_index)
+    if svc.lexical is not None:
+        in_lexical = svc.lexical.ids()
+        lex_orphans = sorted(in_lexical - in_sql)
+        svc.lexical.delete(lex_orphans)
+        orphans += lex_orphans
+        missing = sorted(set(missing) | (in_sql - in_lexical))
     if missing:
         svc.sql.set_index_state(missing, "pending")
         repaired += svc.repair()

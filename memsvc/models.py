@@ -69,7 +69,10 @@ class Hit:
     session_id: str | None = None
     stream_id: str | None = None
     tokens: int = 0
-    """cl100k_base tokens of this hit as packed by ``Memory.context`` (0 when not packed)."""
+    """cl100k_base tokens of this hit's text as packed by ``Memory.context`` (0 when not packed;
+    shared date headers are not included)."""
+    seq: int | None = None
+    """Position of the unit's first event in the user's history (orders hits of one session)."""
     components: dict[str, float] = field(default_factory=dict)
     metadata: Metadata = field(default_factory=dict)
 
@@ -87,6 +90,7 @@ class Hit:
             "session_id": self.session_id,
             "stream_id": self.stream_id,
             "tokens": self.tokens,
+            "seq": self.seq,
             "components": dict(self.components),
             "metadata": dict(self.metadata),
         }

@@ -4,7 +4,10 @@ No LLM is called here. Order of work for one ``add``:
   1. drop events whose client id is already stored (idempotent retries), embed the new turns;
   2. one SQL transaction: events, their turn units, new/extended episode units, provenance rows, all
      with ``index_state=pending``;
-  3. upsert vectors, then mark the units ``indexed``.
+  3. upsert vectors and lexical (BM25) documents, then mark the units ``indexed``.
+Relative dates in a turn ("yesterday") are resolved against the turn's timestamp and written next to
+the expression in the stored unit text ("yesterday [2023-05-07]"); the resolved ranges also go to the
+unit's metadata (``dates``) for temporal ranking.
 A crash between 2 and 3 leaves ``pending`` units that ``reindex_pending`` (run on open and by
 reconcile) indexes again, so an acknowledged write is never lost and is searchable on return.
 """
@@ -25,19 +28,42 @@ from memsvc._types import Level
 from memsvc.embedders import Embedder
 from memsvc.exceptions import InvalidInputError
 from memsvc.models import ChatEvent
+from memsvc.retrieval.temporal import annotate
 from memsvc.segmenters import Segmenter, SegmentItem
-from memsvc.stores import Scope, VectorPoint, VectorStore, normalize_rows
+from memsvc.stores import LexicalDoc, LexicalIndex, Scope, VectorPoint, VectorStore, normalize_rows
 from memsvc.stores.sql import SQLRecordStore
 from memsvc.stores.sql_schema import EventRow, UnitRow, UnitSourceRow
 from memsvc.tokens import count_tokens
 
-__all__ = ["Ingestor", "turn_text"]
+__all__ = ["Ingestor", "lexical_doc", "turn_text", "unit_text"]
 
 
 def turn_text(role: str | None, name: str | None, text: str) -> str:
     """How a turn reads inside a memory unit: ``"Caroline: I went ..."``."""
     who = name or role or "user"
     return f"{who}: {text}"
+
+
+def unit_text(role: str | None, name: str | None, text: str, ts: datetime, resolve_dates: bool = True
+              ) -> tuple[str, list[list[str]]]:
+    """A turn unit's stored text (relative dates resolved against ``ts``) and its ``dates`` metadata:
+    ``[[start_iso, end_iso, expression], ...]``."""
+    line = turn_text(role, name, text)
+    if not resolve_dates:
+        return line, []
+    out, spans = annotate(line, ts)
+    return out, [[s.start.isoformat(), s.end.isoformat(), s.text] for s in spans]
+
+
+CONTEXT_TURNS = 4
+"""A turn's lexical ``context`` field holds it and up to this many turns before it in its session."""
+
+
+def lexical_doc(u: UnitRow, context: str | None = None) -> LexicalDoc:
+    """The keyword-index document of a unit (``context``: the turn with the turns before it)."""
+    return LexicalDoc(id=u.id, text=u.text, tenant=u.tenant_id, user=u.user_id, level=u.level,
+                      start=_posix(u.start_ts), end=_posix(u.end_ts), session=u.session_id, stream=u.stream_id,
+                      context=context)
 
 
 @dataclass
@@ -63,12 +89,17 @@ class Ingestor:
         vectors: VectorStore,
         embedder: Embedder,
         segmenter: Segmenter,
+        lexical: LexicalIndex | None = None,
+        resolve_dates: bool = True,
     ) -> None:
         self.sql = sql
         self.vectors = vectors
         self.embedder = embedder
         self.segmenter = segmenter
+        self.lexical = lexical
+        self.resolve_dates = resolve_dates
         self._open: dict[tuple[str, str, str], _Open] = {}
+        self._recent: dict[tuple[str, str, str | None], list[str]] = {}
         self._locks: dict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
 
@@ -114,13 +145,15 @@ class Ingestor:
             fresh.append((eid, e))
         if not fresh:
             return ids
-        texts = [turn_text(e.role, e.name, e.text) for _, e in fresh]
+        now = datetime.now(UTC)
+        annotated = [unit_text(e.role, e.name, e.text, e.timestamp or now, self.resolve_dates) for _, e in fresh]
+        texts = [t for t, _ in annotated]
         vecs = self.embedder.embed(texts)
         seq0 = self.sql.max_seq(scope)
         producer = {"embedder": self.embedder.name, "embedder_version": self.embedder.version}
         ev_rows, unit_rows, src_rows, points = [], [], [], []
         for k, ((eid, e), text, vec) in enumerate(zip(fresh, texts, vecs, strict=True)):
-            ts = e.timestamp or datetime.now(UTC)
+            ts = e.timestamp or now
             ev_rows.append(
                 EventRow(
                     id=eid, tenant_id=scope.tenant, user_id=scope.user, kind="turn", session_id=e.session_id,
@@ -132,7 +165,8 @@ class Ingestor:
                 UnitRow(
                     id=eid, tenant_id=scope.tenant, user_id=scope.user, level=Level.TURN.value,
                     session_id=e.session_id, text=text, start_ts=ts, end_ts=ts, status="closed",
-                    index_state="pending", token_count=count_tokens(text), segmenter=None, meta={},
+                    index_state="pending", token_count=count_tokens(text), segmenter=None,
+                    meta={"dates": annotated[k][1]} if annotated[k][1] else {},
                     **producer,
                 )
             )
@@ -146,8 +180,53 @@ class Ingestor:
             events=ev_rows, units=unit_rows + ep_units, sources=src_rows + ep_sources, replace_sources_of=replaced
         )
         self.vectors.upsert(points + ep_points)
+        if self.lexical is not None:
+            ctx = self._contexts_online(scope, fresh, texts)
+            self.lexical.upsert([lexical_doc(u, ctx[k]) for k, u in enumerate(unit_rows)]
+                                + [lexical_doc(u) for u in ep_units])
         self.sql.set_index_state([p.id for p in points + ep_points], "indexed")
         return ids
+
+    def _contexts_online(self, scope: Scope, fresh: Sequence[tuple[str, ChatEvent]], texts: Sequence[str]) -> list[str]:
+        """Context field of each new turn: the turn after the last ``CONTEXT_TURNS`` turns of its session
+        (cached; loaded from SQL once per session)."""
+        out = []
+        for (_, e), text in zip(fresh, texts, strict=True):
+            key = (scope.tenant, scope.user, e.session_id)
+            if key not in self._recent:
+                if len(self._recent) > 10_000:  # bound the cache; entries reload from SQL
+                    self._recent.clear()
+                tail = self.sql.session_tail(scope, e.session_id, CONTEXT_TURNS + len(fresh))
+                mine = {eid for eid, _ in fresh}
+                self._recent[key] = [self._text(r) for r in tail if r.id not in mine][-CONTEXT_TURNS:]
+            prev = self._recent[key]
+            out.append("\n".join([*prev, text]))
+            self._recent[key] = [*prev, text][-CONTEXT_TURNS:]
+        return out
+
+    def contexts(self, units: Sequence[UnitRow]) -> dict[str, str]:
+        """Context field of stored turn units, rebuilt from SQL (repair and index rebuilds)."""
+        out: dict[str, str] = {}
+        by_scope: dict[Scope, list[UnitRow]] = defaultdict(list)
+        for u in units:
+            if u.level == Level.TURN.value and u.stream_id is None:
+                by_scope[Scope(u.tenant_id, u.user_id)].append(u)
+        for scope, rows in by_scope.items():
+            pos = self.sql.positions(scope, [u.id for u in rows])
+            want = {p[0] - d for p in pos.values() for d in range(1, CONTEXT_TURNS + 1)}
+            at = self.sql.events_at(scope, sorted(w for w in want if w > 0))
+            evs = self.sql.events(scope, [i for i, _, _ in at.values()])
+            for u in rows:
+                if u.id not in pos:
+                    continue
+                seq, session, _ = pos[u.id]
+                prev = []
+                for d in range(CONTEXT_TURNS, 0, -1):
+                    hit = at.get(seq - d)
+                    if hit is not None and hit[1] == session and hit[0] in evs and evs[hit[0]].kind == "turn":
+                        prev.append(self._text(evs[hit[0]]))
+                out[u.id] = "\n".join([*prev, u.text])
+        return out
 
     # -- segmentation ----------------------------------------------------------------------------------
     def _load_open(self, scope: Scope, session: str) -> _Open | None:
@@ -163,7 +242,7 @@ class Ingestor:
         vecs = self.vectors.fetch(eids)
         missing = [i for i in eids if i not in vecs]
         if missing:  # index lost them: re-embed from SQL text (the truth)
-            got = self.embedder.embed([turn_text(evs[i].role, evs[i].name, evs[i].text or "") for i in missing])
+            got = self.embedder.embed([self._text(evs[i]) for i in missing])
             vecs.update(dict(zip(missing, got, strict=True)))
         op = _Open(unit_id=unit.id)
         for i in eids:
@@ -171,10 +250,13 @@ class Ingestor:
                 continue
             e = evs[i]
             op.event_ids.append(i)
-            op.texts.append(turn_text(e.role, e.name, e.text or ""))
+            op.texts.append(self._text(e))
             op.items.append(SegmentItem(embedding=vecs[i], timestamp=e.ts, text=e.text or "", speaker=e.name or e.role))
         self._open[key] = op
         return op
+
+    def _text(self, e: EventRow) -> str:
+        return unit_text(e.role, e.name, e.text or "", e.ts, self.resolve_dates)[0]
 
     def _segment(
         self,
@@ -256,9 +338,12 @@ class Ingestor:
         """Drop cached open-episode state (after deletes), for one user or all."""
         if scope is None:
             self._open.clear()
+            self._recent.clear()
             return
         for key in [k for k in self._open if k[:2] == (scope.tenant, scope.user)]:
             del self._open[key]
+        for rkey in [k for k in self._recent if k[:2] == (scope.tenant, scope.user)]:
+            del self._recent[rkey]
 
     # -- repair ----------------------------------------------------------------------------------------
     def reindex(self, units: Sequence[UnitRow]) -> int:
@@ -283,6 +368,9 @@ class Ingestor:
                     vs = [self.embedder.embed([u.text])[0]]
                 points.append(self._point(u, normalize_rows(np.mean(np.stack(vs), axis=0))[0]))
             self.vectors.upsert(points[len(turns) :])
+        if self.lexical is not None:
+            ctx = self.contexts(units)
+            self.lexical.upsert([lexical_doc(u, ctx.get(u.id)) for u in units])
         self.sql.set_index_state([p.id for p in points], "indexed")
         return len(points)
 

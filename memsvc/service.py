@@ -18,11 +18,11 @@ from memsvc.config import Settings
 from memsvc.embedders import EMBEDDERS, IMAGE_EMBEDDERS, Embedder, ImageEmbedder
 from memsvc.exceptions import ConfigError, IndexMismatchError, InvalidInputError, RecordNotFound
 from memsvc.models import ChatEvent, Hit, MemoryRecord, VideoEvent
-from memsvc.pipeline import Ingestor, turn_text
-from memsvc.retrieval.dense import DenseRetriever
+from memsvc.pipeline import Ingestor, unit_text
+from memsvc.retrieval.hybrid import HybridRetriever
 from memsvc.retrieval.packing import format_context, pack
 from memsvc.segmenters import SEGMENTERS, Segmenter
-from memsvc.stores import VECTOR_STORES, Scope, VectorFilter, VectorStore
+from memsvc.stores import LEXICAL_INDEXES, VECTOR_STORES, LexicalIndex, Scope, VectorFilter, VectorStore
 from memsvc.stores.sql import SQLRecordStore
 from memsvc.stores.sql_schema import EventRow, UnitRow
 from memsvc.validation import check_id, check_text, check_time_range
@@ -45,6 +45,15 @@ def _vector_options(settings: Settings, dim: int) -> dict[str, Any]:
     return opts
 
 
+def _lexical(settings: Settings) -> LexicalIndex | None:
+    cfg = settings.lexical
+    if cfg.backend == "none":
+        return None
+    opts: dict[str, Any] = {"path": str(settings.lexical_path)} if cfg.backend == "qdrant-edge" else {}
+    opts.update(cfg.options)
+    return LEXICAL_INDEXES.create(cfg.backend, **opts)
+
+
 class MemoryService:
     """All memory operations for one tenant; thread-safe."""
 
@@ -57,6 +66,7 @@ class MemoryService:
         vectors: VectorStore | None = None,
         segmenter: Segmenter | None = None,
         reindex: bool = False,
+        lexical: LexicalIndex | None = None,
     ) -> None:
         self.settings = settings
         self.tenant = check_id(tenant or settings.tenant, "tenant")  # type: ignore[assignment]
@@ -77,9 +87,16 @@ class MemoryService:
         except BaseException:
             self.sql.close()
             raise
+        try:
+            self.lexical = lexical if lexical is not None else _lexical(settings)
+        except BaseException:
+            self.vectors.close()
+            self.sql.close()
+            raise
         self.segmenter = segmenter or SEGMENTERS.create(settings.segmenter.backend, **settings.segmenter.options)
-        self.ingestor = Ingestor(self.sql, self.vectors, self.embedder, self.segmenter)
-        self.retriever = DenseRetriever(self.sql, self.vectors, self.embedder, settings.retrieval.candidates)
+        self.ingestor = Ingestor(self.sql, self.vectors, self.embedder, self.segmenter, self.lexical,
+                                 resolve_dates=settings.retrieval.annotate_dates)
+        self.retriever = HybridRetriever(self.sql, self.vectors, self.embedder, self.lexical, settings.retrieval)
         from memsvc.video import VideoIngestor
 
         self._image_embedder: list[ImageEmbedder | None] = []  # built on first use (CLIP loads a model)
@@ -115,13 +132,32 @@ class MemoryService:
                            "dim": str(self.embedder.dim)})
 
     def repair(self) -> int:
-        """Index units left ``pending``/``stale`` (a crash between the SQL and vector writes)."""
+        """Index units left ``pending``/``stale`` (a crash between the SQL and index writes); a
+        lexical index that is empty while SQL holds units (new or lost) is rebuilt from SQL."""
         total = 0
+        if self.lexical is not None and self.lexical.count() == 0:
+            self.rebuild_lexical()
         while True:
             rows = self.sql.unit_ids_by_state(["pending", "stale"], limit=2_000)
             if not rows:
                 return total
             total += self.ingestor.reindex(rows)
+
+    def rebuild_lexical(self) -> int:
+        """Write every live unit's text to the lexical index again (SQL is the truth)."""
+        if self.lexical is None:
+            return 0
+        from memsvc.pipeline import lexical_doc
+
+        n, after = 0, ""
+        while True:
+            rows = self.sql.units_page(after, 2_000)
+            if not rows:
+                return n
+            ctx = self.ingestor.contexts(rows)
+            self.lexical.upsert([lexical_doc(u, ctx.get(u.id)) for u in rows])
+            n += len(rows)
+            after = rows[-1].id
 
     def close(self) -> None:
         """Flush and release files and connections (idempotent)."""
@@ -133,6 +169,9 @@ class MemoryService:
                 self.video.frames.close()
                 self.vectors.flush()
                 self.vectors.close()
+                if self.lexical is not None:
+                    self.lexical.flush()
+                    self.lexical.close()
             finally:
                 self.sql.close()
 
@@ -192,9 +231,13 @@ class MemoryService:
         stream_id: str | None = None,
         query_time: datetime | None = None,
     ) -> list[Hit]:
-        """Ranked hits; with ``budget_tokens`` exactly the hits ``context`` packs, in that order."""
-        del query_time  # used by the temporal ranker (retrieval issue); accepted now for a stable API
+        """Ranked hits (best first); with ``budget_tokens`` exactly the hits ``context`` packs, in its
+        (chronological) order. ``query_time`` (default now) anchors time expressions in the query."""
         scope = self.scope(user_id)
+        if query_time is not None:
+            from memsvc.validation import check_time
+
+            query_time = check_time(query_time, "query_time")
         q = check_text(query, "query", self.settings.limits, self.settings.limits.max_query_chars)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise InvalidInputError("limit must be a positive integer")
@@ -214,11 +257,13 @@ class MemoryService:
             time_from=tr[0].timestamp() if tr and tr[0] else None,
             time_to=tr[1].timestamp() if tr and tr[1] else None,
         )
-        hits = self.retriever.retrieve(scope, q, flt)
-        hits = video_candidates(self, scope, q, flt, hits)
+        ranking = self.retriever.retrieve(scope, q, flt, query_time)
+        cfg = self.settings.retrieval
+        ranking.hits = video_candidates(self, scope, q, flt, ranking.hits)
         if budget_tokens is None:
-            return pack(hits, 10**9, self.settings.retrieval.separator, limit or self.settings.retrieval.default_limit)
-        return pack(hits, budget_tokens, self.settings.retrieval.separator, limit)
+            return _dedup(ranking.hits, limit or cfg.default_limit)
+        return pack(ranking.hits, budget_tokens, cfg.separator, limit, ranking.episodes, ranking.episode_of,
+                    cfg.episode_fill)
 
     def context(self, query: Any, user_id: Any, budget_tokens: int = 1000, **kwargs: Any) -> str:
         """Prompt text built from exactly ``search(query, budget_tokens=...)``'s hits, in order."""
@@ -281,6 +326,8 @@ class MemoryService:
             self.sql.delete_events(scope, doomed_events)
             self.vectors.delete(sorted(dead))
             self.video.units_deleted(scope, sorted(dead))
+            if self.lexical is not None:
+                self.lexical.delete(sorted(dead))
             self._rebuild_episodes(scope, sorted(rebuild))
             self.ingestor.forget_cache(scope)
         return len(dead)
@@ -300,12 +347,15 @@ class MemoryService:
                 empty.append(uid)
                 continue
             ordered = sorted(evs.values(), key=lambda e: e.seq)
-            u.text = "\n".join(turn_text(e.role, e.name, e.text or "") for e in ordered)
+            u.text = "\n".join(unit_text(e.role, e.name, e.text or "", e.ts, self.ingestor.resolve_dates)[0]
+                                for e in ordered)
             u.start_ts, u.end_ts = ordered[0].ts, ordered[-1].ts
             u.index_state = "stale"
             changed.append(u)
         self.sql.delete_units(empty, scope)
         self.vectors.delete(empty)
+        if self.lexical is not None:
+            self.lexical.delete(empty)
         if changed:
             self.sql.write(units=changed)
             self.ingestor.reindex(changed)
@@ -317,6 +367,8 @@ class MemoryService:
             n = self.sql.delete_scope(scope)
             self.vectors.delete_scope(scope)
             self.video.delete_scope(scope)
+            if self.lexical is not None:
+                self.lexical.delete_scope(scope)
             self.ingestor.forget_cache(scope)
         return n
 
@@ -327,6 +379,21 @@ class MemoryService:
         out["vectors"] = self.vectors.count(scope)
         out["frame_vectors"] = self.video.frames.count(scope)
         return out
+
+
+def _dedup(hits: Sequence[Hit], limit: int) -> list[Hit]:
+    """The best ``limit`` hits, skipping one whose sources an earlier hit already covers."""
+    out: list[Hit] = []
+    covered: set[str] = set()
+    for h in hits:
+        if len(out) >= limit:
+            break
+        srcs = set(h.source_ids)
+        if srcs and srcs <= covered:
+            continue
+        covered |= srcs
+        out.append(h)
+    return out
 
 
 def _unit_record(u: UnitRow, sources: list[str]) -> MemoryRecord:

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from memsvc.registry import Registry
-from memsvc.segmenters.base import SegmentItem, Segmenter, sizes_to_labels
+from memsvc.segmenters.base import Segmenter, SegmentItem, sizes_to_labels
 from memsvc.segmenters.boundary import BoundaryModel, BoundarySegmenter
 from memsvc.segmenters.gap import GapScoringSegmenter
 from memsvc.segmenters.llm import LLMSegmenter

@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, Field, StrictInt, ValidationError
 
 from memsvc.exceptions import ConfigError, MissingDependencyError, SegmentationError
-from memsvc.segmenters.base import SegmentItem, Segmenter
+from memsvc.segmenters.base import Segmenter, SegmentItem
 
 __all__ = ["Boundaries", "LLMSegmenter", "parse_boundaries"]
 

@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from memsvc.segmenters.base import SegmentItem
 
 from memsvc._types import Vector
 from memsvc.exceptions import ConfigError
+from memsvc.segmenters.base import SegmentItem
 
 __all__ = ["SceneFrame", "SceneSegmenter", "SceneState"]
 

@@ -6,6 +6,8 @@ from typing import Any
 
 from memsvc.registry import Registry
 from memsvc.stores.base import (
+    LexicalDoc,
+    LexicalIndex,
     Scope,
     VectorFilter,
     VectorPoint,
@@ -14,6 +16,7 @@ from memsvc.stores.base import (
     check_vectors,
     normalize_rows,
 )
+from memsvc.stores.lexical_memory import InMemoryLexicalIndex
 from memsvc.stores.memory import InMemoryVectorStore
 
 VECTOR_STORES: Registry[VectorStore] = Registry("vector store", VectorStore)
@@ -34,9 +37,24 @@ def _qdrant(**options: Any) -> VectorStore:
     return QdrantVectorStore(**options)
 
 
+LEXICAL_INDEXES: Registry[LexicalIndex] = Registry("lexical index")
+LEXICAL_INDEXES.register("memory")(InMemoryLexicalIndex)
+
+
+@LEXICAL_INDEXES.register("qdrant-edge")
+def _lexical_edge(**options: Any) -> LexicalIndex:
+    from memsvc.stores.lexical_edge import QdrantEdgeLexicalIndex
+
+    return QdrantEdgeLexicalIndex(**options)
+
+
 __all__ = [
+    "LEXICAL_INDEXES",
     "VECTOR_STORES",
+    "InMemoryLexicalIndex",
     "InMemoryVectorStore",
+    "LexicalDoc",
+    "LexicalIndex",
     "Scope",
     "VectorFilter",
     "VectorPoint",

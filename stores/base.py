@@ -3,6 +3,8 @@
     VectorStore --> InMemoryVectorStore (stores.memory)
                 --> QdrantEdgeVectorStore (stores.qdrant_edge, embedded default)
                 --> QdrantVectorStore (stores.qdrant, qdrant-client: server or local mode)
+    LexicalIndex --> InMemoryLexicalIndex (stores.lexical_memory, the reference)
+                 --> QdrantEdgeLexicalIndex (stores.lexical_edge, embedded default)
     SQLRecordStore (stores.sql): the source of truth (SQLAlchemy; SQLite or PostgreSQL)
 
 A vector store is an index of the SQL truth and can be rebuilt from it. Every read is scoped to one
@@ -21,7 +23,17 @@ import numpy as np
 from memsvc._types import Matrix, Vector
 from memsvc.exceptions import EmbeddingError, StoreError
 
-__all__ = ["Scope", "VectorFilter", "VectorPoint", "VectorStore", "check_point_id", "check_vectors", "normalize_rows"]
+__all__ = [
+    "LexicalDoc",
+    "LexicalIndex",
+    "Scope",
+    "VectorFilter",
+    "VectorPoint",
+    "VectorStore",
+    "check_point_id",
+    "check_vectors",
+    "normalize_rows",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +128,75 @@ class VectorStore(Protocol):
 
     def close(self) -> None:
         """Release files and connections."""
+
+
+@dataclass(frozen=True, slots=True)
+class LexicalDoc:
+    """A unit's text to index for keyword search, with the same scope and filter fields as a
+    ``VectorPoint`` (times are POSIX seconds)."""
+
+    id: str
+    text: str
+    tenant: str
+    user: str
+    level: str
+    start: float
+    end: float
+    session: str | None = None
+    stream: str | None = None
+    context: str | None = None
+    """Optional second field: the unit with what came just before it (for a turn, the previous
+    turns of its session), searched with ``field="context"``."""
+
+    def payload(self) -> dict[str, Any]:
+        """Filter fields as stored in the index."""
+        p: dict[str, Any] = {"tenant": self.tenant, "user": self.user, "level": self.level,
+                             "start": self.start, "end": self.end}
+        if self.session is not None:
+            p["session"] = self.session
+        if self.stream is not None:
+            p["stream"] = self.stream
+        return p
+
+
+@runtime_checkable
+class LexicalIndex(Protocol):
+    """Keyword (BM25) index over unit texts.
+
+    Scores are Okapi BM25: ``sum over query terms t of idf(t) * tf(t, d) * (k + 1) / (tf(t, d) + k *
+    (1 - b + b * |d| / avg_len))``, with ``idf(t) = ln(1 + (N - n_t + 0.5) / (n_t + 0.5))`` where N and n_t
+    count the documents of the same scope and level (one user's statistics never shape another's).
+    Terms come from one tokenizer shared by every backend (lower-cased words, English stop words
+    removed, Snowball-stemmed), so backends agree on scores.
+    """
+
+    def upsert(self, docs: Sequence[LexicalDoc]) -> None:
+        """Insert or replace documents by id."""
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete documents by id; unknown ids are ignored."""
+
+    def delete_scope(self, scope: Scope) -> None:
+        """Delete every document of one tenant and user."""
+
+    def search(
+        self, scope: Scope, queries: Sequence[str], k: int, flt: VectorFilter | None = None, field: str = "text"
+    ) -> list[list[tuple[str, float]]]:
+        """For each query: up to ``k`` (id, BM25 score > 0) pairs, best first (equal scores by id), only
+        from ``scope`` and ``flt``, over ``field`` (``"text"`` or ``"context"``). IDF statistics come from
+        the scope's documents (of ``flt.levels`` when given) that have the field."""
+
+    def ids(self, scope: Scope | None = None) -> set[str]:
+        """Every document id (of one scope, or all)."""
+
+    def count(self, scope: Scope | None = None) -> int:
+        """Number of documents (of one scope, or all)."""
+
+    def flush(self) -> None:
+        """Make writes durable."""
+
+    def close(self) -> None:
+        """Release files."""
 
 
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:

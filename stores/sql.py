@@ -207,6 +207,64 @@ class SQLRecordStore:
                     out[uid].append(eid)
         return dict(out)
 
+    def positions(self, scope: Scope, event_ids: Sequence[str]) -> dict[str, tuple[int, str | None, str | None]]:
+        """``event id -> (seq, session_id, stream_id)``: where each event sits in the user's history."""
+        out: dict[str, tuple[int, str | None, str | None]] = {}
+        with self.session() as s:
+            for chunk in _chunks(list(event_ids)):
+                q = select(EventRow.id, EventRow.seq, EventRow.session_id, EventRow.stream_id).where(
+                    EventRow.tenant_id == scope.tenant, EventRow.user_id == scope.user, EventRow.id.in_(chunk)
+                )
+                out.update({i: (seq, ses, st) for i, seq, ses, st in s.execute(q)})
+        return out
+
+    def events_at(self, scope: Scope, seqs: Sequence[int]) -> dict[int, tuple[str, str | None, str | None]]:
+        """``seq -> (event id, session_id, stream_id)`` for the user's events at those positions."""
+        out: dict[int, tuple[str, str | None, str | None]] = {}
+        with self.session() as s:
+            for chunk in _chunks(sorted(set(seqs))):  # type: ignore[arg-type]
+                q = select(EventRow.seq, EventRow.id, EventRow.session_id, EventRow.stream_id).where(
+                    EventRow.tenant_id == scope.tenant, EventRow.user_id == scope.user, EventRow.seq.in_(chunk)
+                )
+                out.update({seq: (i, ses, st) for seq, i, ses, st in s.execute(q)})
+        return out
+
+    def episodes_of(self, scope: Scope, event_ids: Sequence[str]) -> dict[str, str]:
+        """``event id -> id of a live episode unit built from it`` (the first by id)."""
+        out: dict[str, str] = {}
+        with self.session() as s:
+            for chunk in _chunks(list(event_ids)):
+                q = (
+                    select(UnitSourceRow.event_id, UnitSourceRow.unit_id)
+                    .join(UnitRow, UnitRow.id == UnitSourceRow.unit_id)
+                    .where(UnitSourceRow.event_id.in_(chunk), UnitRow.tenant_id == scope.tenant,
+                           UnitRow.user_id == scope.user, UnitRow.level == "episode", UnitRow.deleted_at.is_(None))
+                    .order_by(UnitSourceRow.event_id, UnitSourceRow.unit_id)
+                )
+                for eid, uid in s.execute(q):
+                    out.setdefault(eid, uid)
+        return out
+
+    def session_tail(self, scope: Scope, session: str | None, n: int) -> list[EventRow]:
+        """The last ``n`` events of a session (of the user's events without a session when None),
+        oldest first."""
+        with self.session() as s:
+            q = select(EventRow).where(EventRow.tenant_id == scope.tenant, EventRow.user_id == scope.user,
+                                       EventRow.kind == "turn")
+            q = q.where(EventRow.session_id.is_(None) if session is None else EventRow.session_id == session)
+            rows = list(s.scalars(q.order_by(EventRow.seq.desc()).limit(n)))
+        return rows[::-1]
+
+    def stream_starts(self, scope: Scope, stream: str | None = None) -> dict[str, datetime]:
+        """``stream id -> time of its first event`` (video offsets count from there)."""
+        with self.session() as s:
+            q = select(EventRow.stream_id, func.min(EventRow.ts)).where(
+                EventRow.tenant_id == scope.tenant, EventRow.user_id == scope.user, EventRow.stream_id.is_not(None)
+            )
+            if stream is not None:
+                q = q.where(EventRow.stream_id == stream)
+            return {st: ts for st, ts in s.execute(q.group_by(EventRow.stream_id)) if st is not None}
+
     def open_episodes(self, scope: Scope) -> list[UnitRow]:
         with self.session() as s:
             q = select(UnitRow).where(
@@ -282,6 +340,13 @@ class SQLRecordStore:
                 .where(UnitRow.index_state.in_(list(states)), UnitRow.deleted_at.is_(None))
                 .limit(limit)
             )
+            return list(s.scalars(q))
+
+    def units_page(self, after: str = "", limit: int = 1000) -> list[UnitRow]:
+        """Live indexed units of every scope with id > ``after``, by id (to rebuild an index)."""
+        with self.session() as s:
+            q = (select(UnitRow).where(UnitRow.deleted_at.is_(None), UnitRow.index_state != "none",
+                                       UnitRow.id > after).order_by(UnitRow.id).limit(limit))
             return list(s.scalars(q))
 
     def live_unit_ids(self, scope: Scope | None = None) -> set[str]:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench_fixtures import write_locomo, write_longmemeval
+
 from memsvc.benchmarks.datasets import (
     iter_steps,
     load_locomo,

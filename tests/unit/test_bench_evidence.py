@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
+from memsvc import Hit, Level
 from memsvc.benchmarks.evidence import (
     STOP_WORDS,
     content_words,
@@ -13,8 +15,6 @@ from memsvc.benchmarks.evidence import (
     recall_from_hits,
 )
 from memsvc.benchmarks.results import percentiles
-
-from memsvc import Hit, Level
 
 T = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
 

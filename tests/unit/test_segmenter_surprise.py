@@ -13,7 +13,7 @@ from memsvc.exceptions import ConfigError
 from memsvc.segmenters import SEGMENTERS, SegmentItem, SurpriseSegmenter
 from memsvc.segmenters.surprise import modularity
 
-WORDS = "the a i you we to of and is it do like my cats dogs music jazz rain weather cold hot today where what how".split()
+WORDS = ["the", "a", "i", "you", "we", "to", "of", "and", "is", "it", "do", "like", "my", "cats", "dogs", "music", "jazz", "rain", "weather", "cold", "hot", "today", "where", "what", "how"]
 
 
 @pytest.fixture(scope="module")

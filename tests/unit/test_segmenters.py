@@ -13,8 +13,8 @@ from memsvc.segmenters import (
     SEGMENTERS,
     BoundaryModel,
     BoundarySegmenter,
-    SegmentItem,
     Segmenter,
+    SegmentItem,
     TilingSegmenter,
     sizes_to_labels,
 )

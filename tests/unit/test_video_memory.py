@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from memsvc.benchmarks.video_synth import SyntheticStream, VideoStreamConfig, generate
-from memsvc.stores.sql_schema import EventRow, StreamStateRow, UnitLinkRow, UnitRow
 from sqlalchemy import select
 
 from memsvc import Memory, Settings
+from memsvc.benchmarks.video_synth import SyntheticStream, VideoStreamConfig, generate
 from memsvc.embedders import HashingEmbedder
 from memsvc.exceptions import EmbeddingError, InvalidInputError
+from memsvc.stores.sql_schema import EventRow, StreamStateRow, UnitLinkRow, UnitRow
 from memsvc.video.frames import rep_ids
 from memsvc.video.query import video_search
 

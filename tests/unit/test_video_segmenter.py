@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
+
 from memsvc.benchmarks.video_synth import VideoStreamConfig, boundary_f1, generate
+from memsvc.exceptions import ConfigError
 from memsvc.segmenters import SEGMENTERS
 from memsvc.segmenters.video import SceneFrame, SceneSegmenter, SceneState
-
-from memsvc.exceptions import ConfigError
 from memsvc.video.compress import SceneAccumulator, Segment, merge_adjacent
 
 

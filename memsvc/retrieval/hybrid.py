@@ -1,0 +1,329 @@
+"""Hybrid semantic-temporal ranking: dense + BM25 candidates at the turn and episode levels, fused.
+
+    HybridRetriever
+
+For a query the retriever
+
+1. parses its time expressions against ``query_time`` (``temporal.parse_query``);
+2. gathers candidates: dense (MiniLM cosine) and lexical (BM25) over turns, BM25 over each turn's
+   *context* (the turn with the turns just before it: a question and its answer score together), dense
+   and BM25 over episodes, and, when the query states a time, dense and BM25 again inside that window;
+3. scores each turn as a weighted sum of normalised parts (score fusion; each part is 1 for the best
+   candidate of its list): ``dense`` ((cos - floor) / (best cos - floor)), ``lexical`` (BM25 / best),
+   ``context`` (the best context window holding the turn), ``episode`` (its episode's dense + lexical
+   score: the topic it belongs to), ``speaker`` (the query names the turn's speaker), ``temporal`` (1
+   inside the asked time, decaying outside: MRAG, Zhang et al. 2024), ``recency`` (for "current /
+   latest" questions) and ``video`` ("at minute 12 of the video").
+
+Every hit carries these parts in ``components`` (plus the raw cosine / BM25 as ``*_raw``). Ties break by
+position in the user's history, then unit id, so equal input ranks identically (even in another store,
+where the random ids differ). Weights live in ``RetrievalConfig``; the defaults were
+tuned on the LoCoMo development set (docs/RETRIEVAL_NOTES.md).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from memsvc._types import Level
+from memsvc.config import RetrievalConfig
+from memsvc.embedders import Embedder
+from memsvc.models import Hit
+from memsvc.retrieval.temporal import TimeConstraint, parse_query, temporal_score
+from memsvc.stores import LexicalIndex, Scope, VectorFilter, VectorStore
+from memsvc.stores.sql import SQLRecordStore
+from memsvc.stores.sql_schema import UnitRow
+
+__all__ = ["HybridRetriever", "Ranking"]
+
+_TURN = Level.TURN.value
+_EPISODE = Level.EPISODE.value
+_CONTEXT_TURNS = 4  # memsvc.pipeline.CONTEXT_TURNS (not imported: the pipeline imports retrieval)
+
+
+@dataclass
+class Ranking:
+    """Ranked hits plus what the ranker understood of the query."""
+
+    hits: list[Hit]
+    constraint: TimeConstraint
+    episodes: dict[str, Hit] = field(default_factory=dict)
+    """Episode hits of the candidates' episodes, by id (the packer may pick a whole episode)."""
+    episode_of: dict[str, str] = field(default_factory=dict)
+    """Turn unit id -> id of the episode holding it (for the candidates)."""
+
+
+def _norm_dense(found: Sequence[tuple[str, float]], floor: float) -> dict[str, float]:
+    if not found:
+        return {}
+    top = max(s for _, s in found)
+    span = max(top - floor, 1e-6)
+    return {u: max(0.0, (s - floor) / span) for u, s in found}
+
+
+def _norm_lexical(found: Sequence[tuple[str, float]]) -> dict[str, float]:
+    if not found:
+        return {}
+    top = max(s for _, s in found)
+    return {u: s / top for u, s in found} if top > 0 else {}
+
+
+class HybridRetriever:
+    """Dense + lexical + temporal ranking over every level of one user's memory."""
+
+    def __init__(
+        self,
+        sql: SQLRecordStore,
+        vectors: VectorStore,
+        embedder: Embedder,
+        lexical: LexicalIndex | None = None,
+        config: RetrievalConfig | None = None,
+    ) -> None:
+        self.sql = sql
+        self.vectors = vectors
+        self.embedder = embedder
+        self.lexical = lexical
+        self.cfg = config or RetrievalConfig()
+
+    def hydrate(self, scope: Scope, found: Sequence[tuple[str, float]], component: str) -> list[Hit]:
+        """(id, score) pairs from another index (e.g. the video frame index) as hits, in that order;
+        ids unknown to SQL, outside the scope or no longer live are dropped."""
+        rows = self.sql.units(scope, [i for i, _ in found])
+        srcs = self.sql.sources(list(rows), scope)
+        return [
+            self._hit(rows[uid], srcs.get(uid, []), {component: score}, {}, None)
+            for uid, score in found
+            if uid in rows and rows[uid].status not in ("superseded", "deleted")
+        ]
+
+    # -- candidate lists ------------------------------------------------------------------------------
+    def _time_filter(self, flt: VectorFilter, tc: TimeConstraint) -> VectorFilter | None:
+        if not tc.spans:
+            return None
+        lo, hi = tc.window()
+        slack = timedelta(days=3)
+        tf = (lo - slack).timestamp() if lo else None
+        tt = (hi + slack).timestamp() if hi else None
+        if flt.time_from is not None:
+            tf = flt.time_from if tf is None else max(tf, flt.time_from)
+        if flt.time_to is not None:
+            tt = flt.time_to if tt is None else min(tt, flt.time_to)
+        return VectorFilter(levels=flt.levels, session=flt.session, stream=flt.stream, time_from=tf, time_to=tt)
+
+    def _search(
+        self, scope: Scope, query: str, qv: np.ndarray, flt: VectorFilter, level: str, k: int, lexical_field: str | None
+    ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        lf = VectorFilter(levels=(level,), session=flt.session, stream=flt.stream, time_from=flt.time_from,
+                          time_to=flt.time_to)
+        dense = self.vectors.search(scope, qv, k, lf)[0]
+        lex: list[tuple[str, float]] = []
+        if self.lexical is not None and lexical_field is not None:
+            lex = self.lexical.search(scope, [query], k, lf, field=lexical_field)[0]
+        return dense, lex
+
+    # -- ranking --------------------------------------------------------------------------------------
+    def retrieve(
+        self, scope: Scope, query: str, flt: VectorFilter | None = None, query_time: datetime | None = None
+    ) -> Ranking:
+        """Hits ranked best first (ties by id), with ``components`` holding each score part."""
+        cfg = self.cfg
+        flt = flt or VectorFilter()
+        tc = parse_query(query, query_time or datetime.now(UTC))
+        levels = tuple(flt.levels or (_TURN, _EPISODE))
+        main = _TURN if _TURN in levels else levels[0]
+        qv = self.embedder.embed([query])
+        c = cfg.candidates
+        tflt = self._time_filter(flt, tc)
+
+        comp: dict[str, dict[str, float]] = defaultdict(dict)
+        raw: dict[str, dict[str, float]] = defaultdict(dict)
+        # main level: dense + lexical, plus the same inside the asked time window
+        dense, lex = self._search(scope, query, qv, flt, main, c, "text")
+        if tflt is not None:
+            d2, l2 = self._search(scope, query, qv, tflt, main, c // 2, "text")
+            dense = list({u: s for u, s in [*d2, *dense]}.items())
+            lex = list({u: s for u, s in [*l2, *lex]}.items())
+        dmax = max((s for _, s in dense), default=0.0)
+        for u, s in dense:
+            raw[u]["dense"] = s
+        for u, v in _norm_dense(dense, cfg.dense_floor).items():
+            comp[u]["dense"] = cfg.dense_weight * v
+        for u, s in lex:
+            raw[u]["lexical"] = s
+        for u, v in _norm_lexical(lex).items():
+            comp[u]["lexical"] = cfg.lexical_weight * v
+        ids = set(comp)
+
+        # context windows (turns): a window's score goes to every turn in it
+        ctx_hits: list[tuple[str, float]] = []
+        if main == _TURN and cfg.context_weight > 0 and self.lexical is not None:
+            ctx_hits = self.lexical.search(scope, [query], c, VectorFilter(
+                levels=(_TURN,), session=flt.session, stream=flt.stream, time_from=flt.time_from,
+                time_to=flt.time_to), field="context")[0]
+        ctx_norm = _norm_lexical(ctx_hits)
+
+        # episodes: their score goes to their member turns
+        ep_norm: dict[str, float] = {}
+        if main == _TURN and _EPISODE in levels and cfg.episode_weight > 0:
+            de, le = self._search(scope, query, qv, flt, _EPISODE, max(10, c // 4), "text")
+            nd, nl = _norm_dense(de, cfg.dense_floor), _norm_lexical(le)
+            ep_norm = {e: nd.get(e, 0.0) + nl.get(e, 0.0) for e in set(nd) | set(nl)}
+
+        pos = self.sql.positions(scope, sorted(ids | set(ctx_norm)))
+        if ctx_norm:
+            self._lend_context(scope, ctx_norm, pos, comp)
+        members = self.sql.sources(sorted(ep_norm)) if ep_norm else {}
+        episode_of: dict[str, str] = {}
+        for e in sorted(ep_norm, key=lambda e: (-ep_norm[e], e)):
+            for m in members.get(e, []):
+                episode_of.setdefault(m, e)
+        if ep_norm:
+            for m, e in episode_of.items():
+                comp[m]["episode"] = cfg.episode_weight * ep_norm[e]
+        ids = set(comp)
+        missing_ep = [u for u in ids if u not in episode_of]
+        if missing_ep and main == _TURN and _EPISODE in levels:
+            episode_of.update(self.sql.episodes_of(scope, missing_ep))
+
+        rows = self.sql.units(scope, sorted(ids))
+        rows = {u: r for u, r in rows.items() if r.level == main and r.status not in ("superseded", "deleted")}
+        if not rows:
+            return Ranking([], tc)
+        missing_pos = [u for u in rows if u not in pos]
+        if missing_pos:
+            pos.update(self.sql.positions(scope, missing_pos))
+        self._fill_dense(scope, qv, rows, raw, comp, dmax)
+        self._speaker(query, rows, pos, comp)
+        video = self._video_target(scope, tc, flt)
+        for uid, r in rows.items():
+            cu = comp[uid]
+            if tc.spans:
+                cu["temporal"] = cfg.temporal_weight * temporal_score(tc, _times(r))
+            if video is not None and (r.stream_id or "") in video:
+                cu["video"] = cfg.temporal_weight * _video_score(video[r.stream_id or ""], (r.start_ts, r.end_ts))
+        rec_w = cfg.recency_weight if (tc.recency or cfg.recency_always) else 0.0
+        if rec_w > 0:
+            ts = {u: r.end_ts.timestamp() for u, r in rows.items()}
+            lo_t, hi_t = min(ts.values()), max(ts.values())
+            for u in rows:
+                comp[u]["recency"] = rec_w * ((ts[u] - lo_t) / (hi_t - lo_t) if hi_t > lo_t else 1.0)
+
+        eps = sorted({episode_of[u] for u in rows if u in episode_of})
+        ep_rows = self.sql.units(scope, eps) if eps else {}
+        srcs = self.sql.sources(sorted(rows) + sorted(ep_rows))
+        firsts = {e: srcs[e][0] for e in ep_rows if srcs.get(e)}
+        need = [f for f in firsts.values() if f not in pos]
+        if need:
+            pos.update(self.sql.positions(scope, need))
+        seq = {u: p[0] for u, p in pos.items()}
+        hits = [self._hit(r, srcs.get(u, []), comp[u], raw.get(u, {}), seq.get(u)) for u, r in rows.items()]
+        # ties: earlier in the user's history first (ids are random, positions are not), then id
+        hits.sort(key=lambda h: (-h.score, h.seq if h.seq is not None else 1 << 62, h.id))
+        episodes = {e: self._hit(r, srcs.get(e, []), {}, {}, seq.get(firsts.get(e, ""))) for e, r in ep_rows.items()}
+        return Ranking(hits, tc, episodes, {u: e for u, e in episode_of.items() if u in rows and e in episodes})
+
+    def _lend_context(
+        self, scope: Scope, ctx: dict[str, float], pos: dict[str, tuple[int, str | None, str | None]],
+        comp: dict[str, dict[str, float]],
+    ) -> None:
+        """A context window ends at its turn and holds the ``_CONTEXT_TURNS`` turns before it in the
+        session: each of them gets the window's score (the best window wins)."""
+        w = self.cfg.context_weight
+        want = {pos[u][0] - d for u in ctx if u in pos for d in range(1, _CONTEXT_TURNS + 1)}
+        at = self.sql.events_at(scope, sorted(x for x in want if x > 0))
+        for u, v in ctx.items():
+            if u not in pos:
+                continue
+            seq, session, stream = pos[u]
+            comp[u]["context"] = max(comp[u].get("context", 0.0), w * v)
+            for d in range(1, _CONTEXT_TURNS + 1):
+                hit = at.get(seq - d)
+                if hit is None or hit[1:] != (session, stream):
+                    continue
+                eid = hit[0]
+                comp[eid]["context"] = max(comp[eid].get("context", 0.0), w * v)
+                pos.setdefault(eid, (seq - d, session, stream))
+
+    def _fill_dense(
+        self, scope: Scope, qv: np.ndarray, rows: dict[str, UnitRow], raw: dict[str, dict[str, float]],
+        comp: dict[str, dict[str, float]], dmax: float,
+    ) -> None:
+        """Candidates that came from other lists get their exact cosine too (same normalisation)."""
+        missing = [u for u in rows if "dense" not in raw.get(u, {})]
+        if not missing or dmax <= self.cfg.dense_floor:
+            return
+        # only candidates that can still reach the budget matter: the best by their other parts
+        missing = sorted(missing, key=lambda u: (-sum(comp[u].values()), u))[: self.cfg.candidates]
+        vecs = self.vectors.fetch(missing)
+        q = qv[0] / max(float(np.linalg.norm(qv[0])), 1e-9)
+        span = max(dmax - self.cfg.dense_floor, 1e-6)
+        for u, v in vecs.items():
+            cos = float(np.dot(q, v) / max(float(np.linalg.norm(v)), 1e-9))
+            raw[u]["dense"] = round(cos, 6)
+            comp[u]["dense"] = self.cfg.dense_weight * min(1.0, max(0.0, (cos - self.cfg.dense_floor) / span))
+
+    def _speaker(
+        self, query: str, rows: dict[str, UnitRow], pos: dict[str, tuple[int, str | None, str | None]],
+        comp: dict[str, dict[str, float]],
+    ) -> None:
+        """Boost turns whose speaker the query names (when it names some but not all speakers)."""
+        if self.cfg.speaker_weight <= 0:
+            return
+        who = {u: _speaker_of(r.text) for u, r in rows.items() if r.level == _TURN and r.stream_id is None}
+        names = {n for n in who.values() if n}
+        if len(names) < 2:
+            return
+        ql = query.lower()
+        named = {n for n in names if re.search(r"\b" + re.escape(n.lower()) + r"\b", ql)}
+        if not named or named == names:
+            return
+        for u, n in who.items():
+            if n in named:
+                comp[u]["speaker"] = self.cfg.speaker_weight
+
+    def _video_target(self, scope: Scope, tc: TimeConstraint, flt: VectorFilter) -> dict[str, datetime] | None:
+        if tc.video_offset is None:
+            return None
+        starts = self.sql.stream_starts(scope, flt.stream)
+        return {s: t + timedelta(seconds=tc.video_offset) for s, t in starts.items()} or None
+
+    @staticmethod
+    def _hit(u: UnitRow, sources: list[str], comp: dict[str, float], raw: dict[str, float], seq: int | None) -> Hit:
+        components = {k: round(v, 6) for k, v in sorted(comp.items())}
+        for k, v in sorted(raw.items()):
+            components[f"{k}_raw"] = round(v, 6)
+        return Hit(
+            id=u.id, text=u.text, score=round(sum(comp.values()), 6), level=Level(u.level), start_time=u.start_ts,
+            end_time=u.end_ts, source_ids=list(sources), user_id=u.user_id, session_id=u.session_id,
+            stream_id=u.stream_id, components=components, metadata=dict(u.meta or {}), seq=seq,
+        )
+
+
+def _speaker_of(text: str) -> str | None:
+    """The speaker of a turn unit ("Caroline: ..." -> "Caroline"), as ``pipeline.turn_text`` writes it."""
+    head, sep, _ = text.partition(": ")
+    return head if sep and 0 < len(head) <= 64 and "\n" not in head else None
+
+
+def _times(u: UnitRow) -> list[tuple[datetime, datetime]]:
+    out = [(u.start_ts, u.end_ts)]
+    for d in (u.meta or {}).get("dates", []) or []:
+        try:
+            out.append((datetime.fromisoformat(d[0]), datetime.fromisoformat(d[1])))
+        except (TypeError, ValueError, IndexError):
+            continue
+    return out
+
+
+def _video_score(target: datetime, span: tuple[datetime, datetime]) -> float:
+    """1 when the unit spans the asked moment of its stream, decaying with a 30 s scale outside."""
+    if span[0] <= target <= span[1]:
+        return 1.0
+    gap = min(abs((span[0] - target).total_seconds()), abs((span[1] - target).total_seconds()))
+    return float(np.exp(-gap / 30.0))
