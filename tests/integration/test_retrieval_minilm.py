@@ -168,7 +168,7 @@ def test_a_user_never_sees_another_users_memory(minilm, tmp_path_factory: pytest
                         assert h.user_id == u
                         assert set(h.source_ids) <= mine[(t, u)]
     finally:
-        for t, v in views.items():
+        for _t, v in views.items():
             if v is not first:
                 v.service.sql.close()
         first.close()

@@ -39,7 +39,7 @@ def synthetic_items(n_topics: int = 6, seed: int = 0, dim: int = 32) -> list[Seg
     t = T0
     for k in range(n_topics):
         centre = rng.normal(size=dim)
-        for i in range(int(rng.integers(2, 7))):
+        for _i in range(int(rng.integers(2, 7))):
             v = centre + 0.9 * rng.normal(size=dim)
             text = f"turn {len(items)} about topic {k}" + ("?" if rng.random() < 0.2 else ".")
             items.append(SegmentItem(v.astype(np.float32), t, text, "A" if len(items) % 2 else "B"))
