@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench_fixtures import write_locomo
 from typer.testing import CliRunner
 
 from memsvc.cli import app
+from tests.bench_fixtures import write_locomo
 
 runner = CliRunner()
 

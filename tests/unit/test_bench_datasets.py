@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench_fixtures import write_locomo, write_longmemeval
-
 from memsvc.benchmarks.datasets import (
     iter_steps,
     load_locomo,
@@ -14,6 +12,7 @@ from memsvc.benchmarks.datasets import (
     parse_locomo_date,
     parse_longmemeval_date,
 )
+from tests.bench_fixtures import write_locomo, write_longmemeval
 
 
 def test_dates() -> None:

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from bench_fixtures import write_locomo, write_longmemeval
 from typer.testing import CliRunner
 
 from memsvc import Memory, Settings
 from memsvc.cli import app
+from tests.bench_fixtures import write_locomo, write_longmemeval
 
 runner = CliRunner()
 HASHING = {"backend": "hashing"}
