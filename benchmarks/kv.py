@@ -213,7 +213,7 @@ def _episode_reuse(
 
             def reuse() -> int:
                 hit = store.get(
-                    "episode", content_hash=chash, press_spec=spec, dtype=cache.layers[0].keys.dtype
+                    "episode", content_hash=chash, press_spec=spec, dtype=next(model.parameters()).dtype
                 )
                 if hit is None:
                     raise RuntimeError("episode cache written above was not found")
