@@ -213,7 +213,7 @@ def _episode_reuse(
 
             def reuse() -> int:
                 hit = store.get(
-                    "episode", content_hash=chash, press_spec=spec, dtype=cache.layers[0].keys.dtype
+                    "episode", content_hash=chash, press_spec=spec, dtype=next(model.parameters()).dtype
                 )
                 if hit is None:
                     raise RuntimeError("episode cache written above was not found")
@@ -376,8 +376,9 @@ def run(
     config: Path | None = None,
     **overrides: Any,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Run the benchmark; returns ``(report, extras, config)``."""
+    """Run the benchmark; returns ``(report, extras, config)`` (``config["commit"]``: the code run)."""
     cfg = load_config(config, **overrides)
+    cfg["commit"] = _git_commit()  # at start: the code that ran, even if the tree changes meanwhile
     cache = Path(cache_dir).expanduser()
     if model:
         report, extras = run_hf(model, cfg, overrides.get("device") or "auto")
@@ -412,7 +413,7 @@ def write_results(
     """Write ``kv-<date>-<commit>.json`` with the report, configuration, machine and commit."""
     import transformers
 
-    commit = _git_commit()
+    commit = cfg.get("commit") or _git_commit()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"kv-{time.strftime('%Y%m%d-%H%M%S')}-{commit}.json"

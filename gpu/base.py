@@ -104,7 +104,7 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
 
 
 def project_queries(
-    module: nn.Module,
+    module: Any,
     hidden_states: torch.Tensor,
     position_embeddings: tuple[torch.Tensor, torch.Tensor] | None,
 ) -> torch.Tensor:
@@ -150,7 +150,7 @@ class BasePress:
         """Tokens kept per KV head for a prefill of ``seq_len`` tokens (the budget; at least 1)."""
         return max(1, int(seq_len * (1.0 - self.compression_ratio)))
 
-    def _hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
+    def _hook(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
         from transformers.cache_utils import DynamicLayer
 
         cache = kwargs.get("past_key_values")
@@ -162,6 +162,8 @@ class BasePress:
         # Only a fresh prefill of full attention: decode steps, suffixes on a warm cache and
         # sliding-window layers (already bounded) pass through untouched.
         if type(layer) is not DynamicLayer or q_len < 2 or layer.get_seq_length() != q_len:
+            return
+        if layer.keys is None or layer.values is None:
             return
         cache.layers[module.layer_idx] = self.compress_layer(
             module, hidden, layer.keys, layer.values, kwargs["position_embeddings"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
@@ -52,6 +52,8 @@ class CompressedLayer(DynamicLayer):
     """
 
     kind = "pruned"
+    keys: torch.Tensor
+    values: torch.Tensor
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -138,7 +140,7 @@ def layer_from_tensors(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -
     return LAYER_KINDS[meta["kind"]].from_tensors(tensors, meta)
 
 
-def as_compressed(layer: DynamicLayer) -> CompressedLayer:
+def as_compressed(layer: Any) -> CompressedLayer:
     """View a plain full layer as a ``CompressedLayer`` that keeps everything (for uniform storage)."""
     if isinstance(layer, CompressedLayer):
         return layer
@@ -147,7 +149,7 @@ def as_compressed(layer: DynamicLayer) -> CompressedLayer:
     return CompressedLayer(layer.keys, layer.values, pos, logical_length=n)
 
 
-def make_cache(layers: list[DynamicLayer]) -> DynamicCache:
+def make_cache(layers: list[Any]) -> DynamicCache:
     """A ``DynamicCache`` over ready-made layers."""
     cache = DynamicCache()
     cache.layers = list(layers)
@@ -160,8 +162,10 @@ def kv_bytes(cache: DynamicCache) -> int:
     for layer in cache.layers:
         if isinstance(layer, CompressedLayer):
             total += layer.nbytes()
-        elif getattr(layer, "keys", None) is not None and layer.keys.numel():
-            total += int(layer.keys.nbytes + layer.values.nbytes)
+        else:
+            k, v = getattr(layer, "keys", None), getattr(layer, "values", None)
+            if k is not None and v is not None and k.numel():
+                total += int(k.nbytes + v.nbytes)
     return total
 
 
@@ -173,9 +177,9 @@ def capture_attention_inputs(model: nn.Module) -> Iterator[Captured]:
     """Record every attention module's input and ``(cos, sin)`` during the next forward (by layer)."""
     captured: Captured = {}
 
-    def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         hidden = kwargs.get("hidden_states", args[0] if args else None)
-        captured[module.layer_idx] = (hidden, kwargs["position_embeddings"])
+        captured[module.layer_idx] = (cast(torch.Tensor, hidden), kwargs["position_embeddings"])
 
     handles = [m.register_forward_pre_hook(hook, with_kwargs=True) for m in attention_modules(model)]
     try:
@@ -196,7 +200,7 @@ def compress_cache(
     later layers compute during that prefill.
     """
     mods = {m.layer_idx: m for m in attention_modules(model)}
-    layers: list[DynamicLayer] = []
+    layers: list[Any] = []
     for i, layer in enumerate(cache.layers):
         if type(layer) is DynamicLayer and i in captured:
             hidden, pos_emb = captured[i]

@@ -107,11 +107,11 @@ class LLM:
             self.tokenizer = AutoTokenizer.from_pretrained(
                 model, revision=revision, trust_remote_code=trust_remote_code
             )
-            self.model = (
+            self.model: Any = (
                 AutoModelForCausalLM.from_pretrained(
                     model, revision=revision, dtype=self.dtype, trust_remote_code=trust_remote_code
                 )
-                .to(self.device)
+                .to(self.device)  # type: ignore[arg-type]
                 .eval()
             )
         except (OSError, ValueError) as exc:
@@ -287,13 +287,13 @@ class LLM:
             if tok in self.eos_ids:
                 break
             ids.append(tok)
-            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
             if not text.endswith("\ufffd") and len(text) > len(shown):  # hold back split UTF-8 sequences
                 yield text[len(shown) :]
                 shown = text
             if step + 1 < max_new_tokens:
                 logits = self._feed(cache, torch.tensor([[tok]], device=self.device))
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
         if len(text) > len(shown):
             yield text[len(shown) :]
 

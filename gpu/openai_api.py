@@ -69,7 +69,7 @@ def create_openai_router(
         default_max_tokens: completion length when the request sets none.
     """
     router = APIRouter(tags=["openai"])
-    name = model_name or getattr(llm, "model_id", "memsvc-llm")
+    name = model_name or str(getattr(llm, "model_id", "memsvc-llm"))
 
     @router.get("/v1/models")
     def list_models() -> dict[str, Any]:
@@ -90,7 +90,7 @@ def create_openai_router(
         context = None
         if memory is not None and req.user:
             context = memory.context(question, user_id=req.user, budget_tokens=budget_tokens)
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "max_new_tokens": req.max_completion_tokens or req.max_tokens or default_max_tokens,
             "temperature": req.temperature,
             "top_p": req.top_p,

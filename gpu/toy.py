@@ -138,7 +138,7 @@ def _config(task: RecallTask, max_positions: int) -> LlamaConfig:
         num_key_value_heads=2,
         head_dim=64,
         max_position_embeddings=max_positions,
-        rope_theta=1e9,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e9},
         rms_norm_eps=1e-6,
         tie_word_embeddings=False,
         bos_token_id=BOS,
@@ -157,8 +157,8 @@ def build_recall_model(
     if task.n_keys > 32 or task.n_values > 32:
         raise ValueError("the compiled model has slots for at most 32 keys and 32 values")
     cfg = _config(task, max_positions)
-    model = LlamaForCausalLM(cfg)
-    hd, D = cfg.head_dim, cfg.hidden_size
+    model: Any = LlamaForCausalLM(cfg)
+    hd, D = int(cfg.head_dim or 0), int(cfg.hidden_size)
     g = torch.Generator().manual_seed(seed)
     # residual layout: 0 const | keys 1..32 | values 33..64 | specials 65..68 | filler 69..84 |
     # previous-key 85..116 | output 117..148 | spare

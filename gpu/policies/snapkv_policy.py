@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from memsvc.exceptions import ConfigError
 from memsvc.gpu.base import ScorerPress, project_queries
@@ -16,7 +16,7 @@ __all__ = ["SnapKVPress", "window_attention"]
 
 
 def window_attention(
-    module: nn.Module,
+    module: Any,
     hidden_states: torch.Tensor,
     keys: torch.Tensor,
     position_embeddings: tuple[torch.Tensor, torch.Tensor],

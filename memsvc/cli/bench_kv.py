@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -35,7 +36,7 @@ def bench_kv(
 
     if threads:
         torch.set_num_threads(threads)
-    overrides = {
+    overrides: dict[str, Any] = {
         "samples": samples,
         "context_tokens": context,
         "ratios": [float(r) for r in ratios.split(",")] if ratios else None,

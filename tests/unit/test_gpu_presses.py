@@ -20,7 +20,7 @@ from memsvc.gpu.policies import (  # noqa: E402
     SnapKVPress,
     StreamingLLMPress,
 )
-from memsvc.gpu.toy import RecallTask, build_recall_model  # noqa: E402
+from memsvc.gpu.toy import RecallTask, build_recall_model, finetune  # noqa: E402
 from tests.unit.gpu_fixtures import prefill, tiny_llama  # noqa: E402
 
 SCORERS = ["streaming_llm", "knorm", "snapkv", "expected_attention"]
@@ -33,7 +33,10 @@ def model():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def toy():  # type: ignore[no-untyped-def]
-    return build_recall_model(RecallTask(context_tokens=256))
+    """The toy recall model: compiled, then perturbed and trained for 10 steps (a few seconds on an idle 2-core CPU)."""
+    task = RecallTask(context_tokens=256)
+    torch.manual_seed(0)
+    return finetune(build_recall_model(task), task, steps=10, noise=0.02, max_context=128)
 
 
 @pytest.mark.parametrize("name", SCORERS)
