@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from memsvc.benchmarks.segdata import Dialogue, dialogue_items, embed_dialogues, load_dialogues, score
+from memsvc.segmenters import SEGMENTERS, Segmenter, SegmentItem, sizes_to_labels
+
 from memsvc.embedders import Embedder
-from memsvc.segmenters import SEGMENTERS, SegmentItem, Segmenter, sizes_to_labels
 
 __all__ = ["run", "segment_online"]
 

@@ -9,14 +9,15 @@
 
 from __future__ import annotations
 
-from memsvc.registry import Registry
-from memsvc.segmenters.base import SegmentItem, Segmenter, sizes_to_labels
+from memsvc.segmenters.base import Segmenter, SegmentItem, sizes_to_labels
 from memsvc.segmenters.boundary import BoundaryModel, BoundarySegmenter
 from memsvc.segmenters.gap import GapScoringSegmenter
 from memsvc.segmenters.llm import LLMSegmenter
 from memsvc.segmenters.similarity import SimilaritySegmenter
 from memsvc.segmenters.surprise import SurpriseSegmenter
 from memsvc.segmenters.tiling import TilingSegmenter
+
+from memsvc.registry import Registry
 
 SEGMENTERS: Registry[Segmenter] = Registry("segmenter")
 SEGMENTERS.register("boundary")(BoundarySegmenter)

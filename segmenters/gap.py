@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from memsvc.segmenters.base import SegmentItem
 
 from memsvc._types import Matrix
 from memsvc.exceptions import ConfigError
-from memsvc.segmenters.base import SegmentItem
 
 __all__ = ["GapScoringSegmenter", "normalized"]
 

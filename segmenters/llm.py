@@ -26,10 +26,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from memsvc.segmenters.base import Segmenter, SegmentItem
 from pydantic import BaseModel, Field, StrictInt, ValidationError
 
 from memsvc.exceptions import ConfigError, MissingDependencyError, SegmentationError
-from memsvc.segmenters.base import SegmentItem, Segmenter
 
 __all__ = ["Boundaries", "LLMSegmenter", "parse_boundaries"]
 

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from memsvc.segmenters.base import SegmentItem
 
 from memsvc.exceptions import ConfigError
-from memsvc.segmenters.base import SegmentItem
 
 __all__ = ["SimilaritySegmenter"]
 

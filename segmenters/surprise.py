@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from memsvc.segmenters.base import SegmentItem
+from memsvc.segmenters.gap import GapScoringSegmenter
 
 from memsvc._types import Matrix
 from memsvc.exceptions import ConfigError, MissingDependencyError, ModelError
-from memsvc.segmenters.base import SegmentItem
-from memsvc.segmenters.gap import GapScoringSegmenter
 
 __all__ = ["SurpriseSegmenter", "modularity"]
 
@@ -47,7 +47,7 @@ def _load(model: str, device: str) -> tuple[Any, Any]:
                 raise MissingDependencyError("pip install transformers torch") from exc
             try:
                 tok = AutoTokenizer.from_pretrained(model)
-                lm = AutoModelForCausalLM.from_pretrained(model).to(device).eval()
+                lm = AutoModelForCausalLM.from_pretrained(model).to(device).eval()  # type: ignore[arg-type]
             except Exception as exc:
                 raise ModelError(f"cannot load causal LM {model!r}: {exc}") from exc
             _MODELS[(model, device)] = (tok, lm)

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from memsvc._types import Matrix
-from memsvc.exceptions import ConfigError
 from memsvc.segmenters.base import SegmentItem
 from memsvc.segmenters.features import depth_at, similarity_curve
 from memsvc.segmenters.gap import GapScoringSegmenter
+
+from memsvc._types import Matrix
+from memsvc.exceptions import ConfigError
 
 __all__ = ["TilingSegmenter"]
 

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-
 from memsvc.benchmarks.segdata import boundary_f1, pk_wd, score
 from memsvc.benchmarks.segmentation import run
+
 from memsvc.embedders import HashingEmbedder
 
 DIALOGUES = [

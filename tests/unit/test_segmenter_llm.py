@@ -10,10 +10,10 @@ import pytest
 pytest.importorskip("langchain_core")
 
 from langchain_core.language_models.fake_chat_models import FakeListChatModel  # noqa: E402
-
-from memsvc.exceptions import ConfigError, SegmentationError  # noqa: E402
 from memsvc.segmenters import SEGMENTERS, BoundarySegmenter, LLMSegmenter, SegmentItem  # noqa: E402
 from memsvc.segmenters.llm import parse_boundaries  # noqa: E402
+
+from memsvc.exceptions import ConfigError, SegmentationError  # noqa: E402
 
 
 def synthetic_items(seed: int = 0) -> list[SegmentItem]:

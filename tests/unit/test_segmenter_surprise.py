@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from memsvc.benchmarks.segmentation import segment_online
-from memsvc.exceptions import ConfigError
 from memsvc.segmenters import SEGMENTERS, SegmentItem, SurpriseSegmenter
 from memsvc.segmenters.surprise import modularity
 
-WORDS = "the a i you we to of and is it do like my cats dogs music jazz rain weather cold hot today where what how".split()
+from memsvc.exceptions import ConfigError
+
+WORDS = ["the", "a", "i", "you", "we", "to", "of", "and", "is", "it", "do", "like", "my", "cats", "dogs", "music", "jazz", "rain", "weather", "cold", "hot", "today", "where", "what", "how"]
 
 
 @pytest.fixture(scope="module")

@@ -6,20 +6,20 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-
 from memsvc.benchmarks.segmentation import segment_online
-from memsvc.exceptions import ConfigError
 from memsvc.segmenters import (
     SEGMENTERS,
     BoundaryModel,
     BoundarySegmenter,
-    SegmentItem,
     Segmenter,
+    SegmentItem,
     TilingSegmenter,
     sizes_to_labels,
 )
 from memsvc.segmenters.boundary import default_model_path
 from memsvc.segmenters.features import FEATURE_NAMES, gap_features
+
+from memsvc.exceptions import ConfigError
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 TOPICS = [
@@ -39,7 +39,7 @@ def synthetic_items(n_topics: int = 6, seed: int = 0, dim: int = 32) -> list[Seg
     t = T0
     for k in range(n_topics):
         centre = rng.normal(size=dim)
-        for i in range(int(rng.integers(2, 7))):
+        for _i in range(int(rng.integers(2, 7))):
             v = centre + 0.9 * rng.normal(size=dim)
             text = f"turn {len(items)} about topic {k}" + ("?" if rng.random() < 0.2 else ".")
             items.append(SegmentItem(v.astype(np.float32), t, text, "A" if len(items) % 2 else "B"))
