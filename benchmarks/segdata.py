@@ -49,7 +49,9 @@ def load_dialogues(path: str | Path, use_roles: bool = True) -> list[Dialogue]:
             if len(labels) != len(utts):
                 raise ValueError(f"{path}: labels and utterances differ in length")
             roles = d.get("roles") if use_roles else None
-            speakers = [None if r is None else str(r) for r in roles] if roles else [None] * len(utts)
+            speakers: list[str | None] = (
+                [None if r is None else str(r) for r in roles] if roles else [None] * len(utts)
+            )
             out.append(Dialogue(utts, labels, speakers))
     return out
 

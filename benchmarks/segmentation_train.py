@@ -31,7 +31,10 @@ from memsvc.segmenters.base import SegmentItem, sizes_to_labels
 from memsvc.segmenters.boundary import BoundaryModel, BoundarySegmenter
 from memsvc.segmenters.features import FEATURE_NAMES, gap_features
 
-__all__ = ["Corpus", "extract", "fit", "main", "predict_labels", "tune_threshold"]
+__all__ = ["GRID", "Corpus", "extract", "fit", "main", "predict_labels", "train", "tune_threshold"]
+
+GRID: tuple[float, ...] = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85)
+"""Decoding thresholds tried when calibrating."""
 
 
 @dataclass
@@ -79,9 +82,11 @@ def fit(
     lr: float = 0.02,
     seed: int = 0,
     weights: Sequence[float] | None = None,
+    members: int = 1,
 ) -> BoundaryModel:
-    """Fit an MLP (``hidden=0``: logistic regression) on several sets, each weighing ``weights``
-    (default: the same) and each balanced between boundary and non-boundary gaps."""
+    """Fit ``members`` MLPs (``hidden=0``: logistic regression) from seeds ``seed, seed+1, ...`` on
+    several sets, each weighing ``weights`` (default: the same) and each balanced between boundary and
+    non-boundary gaps; the model averages their probabilities."""
     x = np.concatenate(xs)
     y = np.concatenate(ys)
     share = _shares(weights, len(xs))
@@ -89,6 +94,19 @@ def fit(
     mean, scale = x.mean(0), x.std(0)
     scale[scale < 1e-6] = 1.0
     z = (x - mean) / scale
+    fitted = [_fit_one(z, y, w, hidden, l2, steps, lr, seed + k) for k in range(members)]
+    return BoundaryModel(
+        mean=mean, scale=scale,
+        weights=tuple(np.stack([f[i] for f in fitted]) for i in range(0, len(fitted[0]), 2)),
+        biases=tuple(np.stack([f[i] for f in fitted]) for i in range(1, len(fitted[0]), 2)),
+        meta={"features": list(FEATURE_NAMES), "hidden": hidden, "l2": l2, "steps": steps, "members": members},
+    )
+
+
+def _fit_one(
+    z: np.ndarray, y: np.ndarray, w: np.ndarray, hidden: int, l2: float, steps: int, lr: float, seed: int
+) -> list[np.ndarray]:
+    """Full-batch Adam on weighted log loss; returns [w0, b0, w1, b1, ...]."""
     rng = np.random.default_rng(seed)
     dims = [z.shape[1], hidden, 1] if hidden else [z.shape[1], 1]
     params = []
@@ -102,9 +120,8 @@ def fit(
             hs.append(np.tanh(hs[-1] @ params[i] + params[i + 1]))
         logit = (hs[-1] @ params[-2] + params[-1]).reshape(-1)
         p = 1 / (1 + np.exp(-np.clip(logit, -30, 30)))
-        grad_out = ((p - y) * w)[:, None]
+        delta = ((p - y) * w)[:, None]
         grads: list[np.ndarray] = [np.zeros(0)] * len(params)
-        delta = grad_out
         for li in range(len(params) // 2 - 1, -1, -1):
             grads[2 * li] = hs[li].T @ delta + l2 * params[2 * li]
             grads[2 * li + 1] = delta.sum(0)
@@ -114,11 +131,7 @@ def fit(
             m[i] = 0.9 * m[i] + 0.1 * gr
             v[i] = 0.999 * v[i] + 0.001 * gr**2
             params[i] -= lr * (m[i] / (1 - 0.9**t)) / (np.sqrt(v[i] / (1 - 0.999**t)) + 1e-8)
-    return BoundaryModel(
-        mean=mean, scale=scale,
-        weights=tuple(params[0::2]), biases=tuple(params[1::2]),
-        meta={"features": list(FEATURE_NAMES), "hidden": hidden, "l2": l2, "steps": steps},
-    )
+    return params
 
 
 def _shares(weights: Sequence[float] | None, n: int) -> list[float]:
@@ -183,13 +196,14 @@ def train(
     hidden: int = 0,
     l2: float = 1e-3,
     dagger: bool = False,
-    grid: Sequence[float] = tuple(float(t) for t in np.round(np.arange(0.3, 0.86, 0.05), 2)),
+    grid: Sequence[float] = GRID,
     weights: Sequence[float] | None = None,
+    members: int = 1,
     **decode: Any,
 ) -> BoundaryModel:
     """Fit and calibrate a boundary model on the corpora (see the module docstring)."""
     sets = [extract(c, lookahead) for c in corpora]
-    model = fit([s[0] for s in sets], [s[1] for s in sets], hidden=hidden, l2=l2, weights=weights)
+    model = fit([s[0] for s in sets], [s[1] for s in sets], hidden=hidden, l2=l2, weights=weights, members=members)
     model.meta["lookahead"] = lookahead
     thr, _ = tune_threshold(model, corpora, grid, weights, lookahead=lookahead, **decode)
     if dagger:
@@ -197,7 +211,7 @@ def train(
         own = [extract(c, lookahead, predict_labels(seg, c)) for c in corpora]
         model = fit([np.concatenate([a[0], b[0]]) for a, b in zip(sets, own, strict=True)],
                     [np.concatenate([a[1], b[1]]) for a, b in zip(sets, own, strict=True)], hidden=hidden, l2=l2,
-                    weights=weights)
+                    weights=weights, members=members)
         model.meta["lookahead"] = lookahead
         thr, _ = tune_threshold(model, corpora, grid, weights, lookahead=lookahead, **decode)
     model.meta.update({"threshold": float(thr), "dagger": dagger, "weights": _shares(weights, len(corpora)),
@@ -227,11 +241,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="weight of each --data file in the loss and the threshold choice (default: equal)")
     ap.add_argument("--hidden", type=int, default=0, help="hidden units (0: logistic regression)")
     ap.add_argument("--l2", type=float, default=1e-3)
+    ap.add_argument("--members", type=int, default=1, help="ensemble size (seeds 0..members-1)")
+    ap.add_argument("--break-depth", type=float, default=None,
+                    help="decode with this break_depth while calibrating (default: none)")
     ap.add_argument("--lookahead", type=int, default=3)
     ap.add_argument("--dagger", action="store_true", help="second pass on the model's own cuts")
     a = ap.parse_args(argv)
     corpora = load_corpora(a.data, a.cache_dir)
-    model = train(corpora, lookahead=a.lookahead, hidden=a.hidden, l2=a.l2, dagger=a.dagger, weights=a.weight)
+    model = train(corpora, lookahead=a.lookahead, hidden=a.hidden, l2=a.l2, dagger=a.dagger, weights=a.weight,
+                  members=a.members, break_depth=a.break_depth)
     model.meta["trained_on"] = [c.name for c in corpora]
     model.save(a.out)
     json.dump(model.meta, sys.stdout, indent=1, sort_keys=True)

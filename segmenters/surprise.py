@@ -47,7 +47,7 @@ def _load(model: str, device: str) -> tuple[Any, Any]:
                 raise MissingDependencyError("pip install transformers torch") from exc
             try:
                 tok = AutoTokenizer.from_pretrained(model)
-                lm = AutoModelForCausalLM.from_pretrained(model).to(device).eval()
+                lm = AutoModelForCausalLM.from_pretrained(model).to(device).eval()  # type: ignore[arg-type]
             except Exception as exc:
                 raise ModelError(f"cannot load causal LM {model!r}: {exc}") from exc
             _MODELS[(model, device)] = (tok, lm)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -24,14 +25,20 @@ def _commit() -> str:
 
 @bench_app.command("segmentation")
 def bench_segmentation(
-    data: Path = typer.Option(..., exists=True, dir_okay=False, help="jsonl: utterances + segmentation_label."),
-    segmenter: str = typer.Option("boundary", help="Segmenter backend name or dotted class path."),
-    options: str = typer.Option("{}", help="Segmenter options as JSON."),
-    predictions: Path = typer.Option(None, help="Also write one {'segmentation_label': [...]} line per dialogue."),
-    roles: bool = typer.Option(True, help="Use the file's 'roles' (when present) as speakers."),
-    online: bool = typer.Option(False, help="Feed turns one at a time, as the ingest pipeline does."),
-    results_dir: Path = typer.Option(None, help="Also write the metrics with run details (commit, timings) here."),
-    cache_dir: Path = typer.Option(None, help="Reuse utterance embeddings kept here (timings then exclude them)."),
+    data: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="jsonl: utterances + segmentation_label.")],
+    segmenter: Annotated[str, typer.Option(help="Segmenter backend name or dotted class path.")] = "boundary",
+    options: Annotated[str, typer.Option(help="Segmenter options as JSON.")] = "{}",
+    predictions: Annotated[
+        Path | None, typer.Option(help="Also write one {'segmentation_label': [...]} line per dialogue.")
+    ] = None,
+    roles: Annotated[bool, typer.Option(help="Use the file's 'roles' (when present) as speakers.")] = True,
+    online: Annotated[bool, typer.Option(help="Feed turns one at a time, as the ingest pipeline does.")] = False,
+    results_dir: Annotated[
+        Path | None, typer.Option(help="Also write the metrics with run details (commit, timings) here.")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Reuse utterance embeddings kept here (timings then exclude them).")
+    ] = None,
 ) -> None:
     """Segment every dialogue of DATA and print the metrics as JSON."""
     from memsvc.benchmarks.segmentation import run
