@@ -69,7 +69,12 @@ class MemoryService:
             raise
         self.segmenter = segmenter or SEGMENTERS.create(settings.segmenter.backend, **settings.segmenter.options)
         self.ingestor = Ingestor(self.sql, self.vectors, self.embedder, self.segmenter)
-        self.retriever = DenseRetriever(self.sql, self.vectors, self.embedder, settings.retrieval.candidates)
+        self.retriever = DenseRetriever(self.sql, self.vectors, self.embedder, settings.retrieval.candidates,
+                                        settings.consolidation.superseded_weight)
+        from memsvc.consolidation.decay import AccessLog
+
+        self.access = AccessLog()
+        """Retrievals counted for decay (strength grows with use); flushed by consolidation."""
         self._life = {"closed": False}  # shared with tenant views
         self._close_lock = threading.Lock()
         self.repair()
@@ -104,6 +109,10 @@ class MemoryService:
             if self._life["closed"]:
                 return
             self._life["closed"] = True
+            try:
+                self.access.flush(self)
+            except Exception:  # noqa: BLE001, S110 - access counts are best effort; closing must go on
+                pass
             try:
                 self.vectors.flush()
                 self.vectors.close()
@@ -174,8 +183,12 @@ class MemoryService:
         )
         hits = self.retriever.retrieve(scope, q, flt)
         if budget_tokens is None:
-            return pack(hits, 10**9, self.settings.retrieval.separator, limit or self.settings.retrieval.default_limit)
-        return pack(hits, budget_tokens, self.settings.retrieval.separator, limit)
+            out = pack(hits, 10**9, self.settings.retrieval.separator, limit or self.settings.retrieval.default_limit)
+        else:
+            out = pack(hits, budget_tokens, self.settings.retrieval.separator, limit)
+        if self.access.record([h.id for h in out]):
+            self.access.flush(self)
+        return out
 
     def context(self, query: Any, user_id: Any, budget_tokens: int = 1000, **kwargs: Any) -> str:
         """Prompt text built from exactly ``search(query, budget_tokens=...)``'s hits, in order."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from memsvc._types import Level
 from memsvc.embedders import Embedder
@@ -16,7 +17,10 @@ __all__ = ["DenseRetriever"]
 class DenseRetriever:
     """Cosine search over unit vectors, hydrated from SQL (the truth) with provenance."""
 
-    def __init__(self, sql: SQLRecordStore, vectors: VectorStore, embedder: Embedder, candidates: int = 200) -> None:
+    def __init__(self, sql: SQLRecordStore, vectors: VectorStore, embedder: Embedder, candidates: int = 200,
+                 superseded_weight: float = 1.0) -> None:
+        self.superseded_weight = superseded_weight
+        """Score multiplier for units whose validity ended (``valid_to`` in the past)."""
         self.sql = sql
         self.vectors = vectors
         self.embedder = embedder
@@ -34,10 +38,13 @@ class DenseRetriever:
         rows = self.sql.units(scope, ids)
         srcs = self.sql.sources(list(rows))
         hits = []
+        now = datetime.now(UTC)
         for uid, score in found:
             u = rows.get(uid)
             if u is None or u.status in ("superseded", "deleted"):
                 continue
+            if u.valid_to is not None and u.valid_to <= now:  # a newer fact contradicts it: rank below
+                score *= self.superseded_weight
             hits.append(
                 Hit(
                     id=u.id, text=u.text, score=score, level=Level(u.level), start_time=u.start_ts,
