@@ -130,6 +130,11 @@ class ConsolidationConfig(BaseModel):
     summarizer: SummarizerConfig = Field(default_factory=SummarizerConfig)
     summary_ratio: float = 0.6
     """Episode summaries keep at most this share of the episode's tokens."""
+    summaries_replace_episodes: bool = False
+    """Once an episode has its summary, the summary stands for it in the index (the episode stays in
+    SQL for history, expansion and rebuilds; its turns stay indexed)."""
+    semantic_memories: tuple[str, ...] = ("daily", "topic")
+    """Which semantic memories to build from episode summaries."""
     semantic_tokens: int = 160
     """Token budget of one daily/topic semantic memory."""
     topic_threshold: float = 0.6

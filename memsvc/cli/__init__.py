@@ -15,6 +15,7 @@ app.add_typer(bench_app, name="bench")
 def main() -> None:
     """Console-script entry point."""
     from memsvc.cli import commands  # noqa: F401  (registers commands)
+    from memsvc.cli import worker  # noqa: F401  (registers worker/beat)
 
     app()
 

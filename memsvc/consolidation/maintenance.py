@@ -13,7 +13,7 @@ from memsvc.tokens import count_tokens
 if TYPE_CHECKING:
     from memsvc.service import MemoryService
 
-__all__ = ["close_idle_episodes", "reconcile", "recompress"]
+__all__ = ["close_idle_episodes", "close_idle_user_episodes", "reconcile", "recompress"]
 
 
 def close_idle_episodes(svc: MemoryService, idle_s: float | None = None, now: datetime | None = None) -> int:
@@ -23,6 +23,15 @@ def close_idle_episodes(svc: MemoryService, idle_s: float | None = None, now: da
     rows = svc.sql.idle_open_episodes(svc.tenant, cutoff)
     svc.sql.close_episodes([u.id for u in rows])
     svc.ingestor.forget_cache()
+    return len(rows)
+
+
+def close_idle_user_episodes(svc: MemoryService, scope: Scope, now: datetime | None = None) -> int:
+    """``close_idle_episodes`` for one user (the first step of a per-user run)."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(seconds=config(svc).idle_close_s)
+    rows = [u for u in svc.sql.idle_open_episodes(scope.tenant, cutoff) if u.user_id == scope.user]
+    svc.sql.close_episodes([u.id for u in rows])
+    svc.ingestor.forget_cache(scope)
     return len(rows)
 
 

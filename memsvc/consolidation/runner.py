@@ -1,7 +1,7 @@
 """Run the consolidation jobs: for one user (what a Celery task does) or for a whole tenant (what
 ``Memory.consolidate()`` and the embedded scheduler do).
 
-Order for a user: exact dedupe -> facts/supersede -> episode summaries -> daily/topic memories ->
+Order for a user: close idle episodes -> exact dedupe -> facts/supersede -> episode summaries -> daily/topic memories ->
 near-duplicate merge -> decay -> recompress. Every step is idempotent and commits in small
 transactions, so the whole run is safe to kill and to repeat.
 """
@@ -18,7 +18,7 @@ from memsvc.consolidation.decay import decay
 from memsvc.consolidation.dedupe import dedupe_exact, merge_near_duplicates
 from memsvc.consolidation.facts import supersede
 from memsvc.consolidation.locks import LocalLocks, UserLocks
-from memsvc.consolidation.maintenance import close_idle_episodes, recompress, reconcile
+from memsvc.consolidation.maintenance import close_idle_episodes, close_idle_user_episodes, recompress, reconcile
 from memsvc.consolidation.summarize import summarize_episodes, summarize_semantic
 from memsvc.stores import Scope
 
@@ -35,6 +35,7 @@ def _count(name: str, fn: Callable[..., int]) -> Job:
 
 
 JOBS: dict[str, Job] = {
+    "close": lambda svc, scope, now: {"episodes_closed": close_idle_user_episodes(svc, scope, now)},
     "dedupe": _count("duplicates_removed", dedupe_exact),
     "supersede": lambda svc, scope, now: supersede(svc, scope),
     "summarize": lambda svc, scope, now: summarize_episodes(svc, scope),
@@ -65,7 +66,7 @@ def consolidate_user(
     """Run ``jobs`` (default: all) for one user under the user's lock; returns what each did."""
     now = now or datetime.now(UTC)
     scope = svc.scope(user)
-    names = [j for j in JOBS if jobs is None or j in jobs]
+    names = [j for j in JOBS if j in (DEFAULT_JOBS if jobs is None else jobs)]
     unknown = set(jobs or ()) - set(JOBS)
     if unknown:
         from memsvc.exceptions import ConfigError
@@ -74,15 +75,12 @@ def consolidate_user(
     report: dict[str, Any] = {"user": user}
     with (locks or local_locks(svc)).hold(scope.tenant, scope.user, wait_s):
         t0 = time.perf_counter()
-        st = store(svc)
-        mark, info = st.get_state(scope.tenant, scope.user, "run")
-        if mark == st.fingerprint(scope) and set(names) <= set(info.get("jobs", ())) | TIMED:
-            names = [n for n in names if n in TIMED]  # nothing changed: only the time-driven jobs
         for name in names:
             report.update(JOBS[name](svc, scope, now))
         report["seconds"] = round(time.perf_counter() - t0, 3)
-        done = sorted(set(names) | (set(info.get("jobs", ())) if mark == st.fingerprint(scope) else set()))
-        st.set_state(scope.tenant, scope.user, "run", st.fingerprint(scope), {"at": now.isoformat(), "jobs": done})
+        if set(DEFAULT_JOBS) - TIMED <= set(names):  # a complete pass: the user has no work until it changes
+            st = store(svc)
+            st.set_state(scope.tenant, scope.user, "run", st.fingerprint(scope), {"at": now.isoformat()})
     return report
 
 
@@ -106,16 +104,19 @@ def consolidate(svc: MemoryService, now: datetime | None = None, jobs: Sequence[
     if access is not None:
         access.flush(svc, now)
     report: dict[str, Any] = {"episodes_closed": close_idle_episodes(svc, now=now)}
-    todo = list(users) if users is not None else (
-        store(svc).users(svc.tenant) if jobs is None or TIMED & set(jobs) else users_with_work(svc))
+    changed = users_with_work(svc) if users is None else list(users)
+    todo = [(u, jobs) for u in changed]
+    if users is None and (jobs is None or TIMED & set(jobs)):  # the clock-driven jobs look at everyone
+        timed = [j for j in (jobs or DEFAULT_JOBS) if j in TIMED]
+        todo += [(u, timed) for u in store(svc).users(svc.tenant) if u not in set(changed)]
     totals: dict[str, int] = {}
-    for user in todo:
-        r = consolidate_user(svc, user, now, jobs, wait_s=60.0)
+    for user, names in todo:
+        r = consolidate_user(svc, user, now, names, wait_s=60.0)
         for k, v in r.items():
             if isinstance(v, int) and not isinstance(v, bool):
                 totals[k] = totals.get(k, 0) + v
     report.update(totals)
-    report["users"] = len(todo)
+    report["users"] = len(changed)
     report.update(reconcile(svc))
     optimize = getattr(svc.vectors, "optimize", None)
     report["index_optimized"] = bool(optimize()) if callable(optimize) else False

@@ -47,11 +47,29 @@ def _unit(svc: MemoryService, scope: Scope, uid: str, level: str, text: str, tok
     )
 
 
+def _drop_stale(svc: MemoryService, scope: Scope) -> int:
+    """Remove summaries whose episode changed after they were written (e.g. a writer process with an
+    old cache re-opened and extended it); the episode is summarized again."""
+    st = store(svc)
+    sums = [u for u in st.live_units(scope, ["summary"]) if (u.meta or {}).get("kind") == "episode_summary"]
+    kids = st.children([u.id for u in sums])
+    eps = svc.sql.units(scope, sorted({c for cs in kids.values() for c in cs}))
+    maybe = {u.id: u for u in sums if any(c not in eps or eps[c].updated_at > u.updated_at for c in kids.get(u.id, []))}
+    if not maybe:
+        return 0
+    srcs = svc.sql.sources(sorted({c for m in maybe for c in kids.get(m, [])}))
+    stale = [m for m, u in maybe.items() if any(
+        c not in eps or derived_id("members", *srcs.get(c, [])) != (u.meta or {}).get("members_hash")
+        for c in kids.get(m, []))]
+    return remove_units(svc, stale)
+
+
 def summarize_episodes(svc: MemoryService, scope: Scope) -> dict[str, int]:
     """Summarize closed episodes that have no summary yet, within the user's token budget."""
     cfg = config(svc)
     st = store(svc)
     summ = summarizer(svc, cfg)
+    stale = _drop_stale(svc, scope)
     todo: list[UnitRow] = []
     spent = 0
     for ep in st.unsummarized_episodes(scope):
@@ -75,12 +93,14 @@ def summarize_episodes(svc: MemoryService, scope: Scope) -> dict[str, int]:
             for e in eps
         ]
         done: list[UnitRow] = []
+        eps_done: list[str] = []
         for ep, req, sm in zip(eps, reqs, summ.summarize(reqs), strict=True):
             members = srcs.get(ep.id, [])
             uid = derived_id("episode-summary", scope.tenant, scope.user, ep.id, *members, summ.name, summ.version)
             lines = [req.passages[i].source for i in sm.kept] if sm.extractive else None
             unit = _unit(svc, scope, uid, "summary", sm.text, sm.tokens, [ep], summ,
-                         {"kind": "episode_summary", "line_sources": lines, "episode_tokens": ep.token_count})
+                         {"kind": "episode_summary", "line_sources": lines, "episode_tokens": ep.token_count,
+                          "members_hash": derived_id("members", *members)})
 
             def unchanged(s: Any, ep_id: str = ep.id, members: list[str] = members) -> bool:
                 return bool(st.live_ids(s, [ep_id])) and st.source_sets(s, [ep_id]).get(ep_id, []) == members
@@ -90,17 +110,21 @@ def summarize_episodes(svc: MemoryService, scope: Scope) -> dict[str, int]:
                 [UnitLinkRow(parent_id=uid, child_id=ep.id)], check=unchanged,
             ):
                 done.append(unit)
+                eps_done.append(ep.id)
         written += len(done)
         index_units(svc, done)
-    return {"episode_summaries": written, "summarized_tokens": spent if todo else 0}
+        if cfg.summaries_replace_episodes and done:
+            svc.sql.set_index_state(eps_done, "none")
+            svc.vectors.delete(eps_done)
+    return {"episode_summaries": written, "summarized_tokens": spent if todo else 0, "stale_summaries": stale}
 
 
-def _passages(summary: UnitRow, sources: list[str]) -> list[Passage]:
+def _passages(summary: UnitRow, vecs: dict[str, Any]) -> list[Passage]:
     lines = summary.text.split("\n")
     mapped = (summary.meta or {}).get("line_sources")
     if mapped and len(mapped) == len(lines):
-        return [Passage(text=t, source=s) for t, s in zip(lines, mapped, strict=True)]
-    return [Passage(text=summary.text, source=f"unit:{summary.id}")]
+        return [Passage(text=t, source=s, vector=vecs.get(s)) for t, s in zip(lines, mapped, strict=True)]
+    return [Passage(text=summary.text, source=f"unit:{summary.id}", vector=vecs.get(summary.id))]
 
 
 def _topics(summaries: list[UnitRow], vecs: dict[str, np.ndarray], threshold: float) -> list[list[UnitRow]]:
@@ -138,10 +162,11 @@ def summarize_semantic(svc: MemoryService, scope: Scope) -> dict[str, int]:
     for u in sums:
         by_day[u.start_ts.date().isoformat()].append(u)
     for day, members in by_day.items():
-        if len(members) >= 2:
+        if len(members) >= 2 and "daily" in cfg.semantic_memories:
             wanted[derived_id("daily", scope.tenant, scope.user, day, *sorted(m.id for m in members), summ.name,
                               summ.version)] = ("daily", day, members)
-    if sums:
+    vecs: dict[str, Any] = {}
+    if sums and "topic" in cfg.semantic_memories:
         vecs = svc.vectors.fetch([u.id for u in sums])
         missing = [u for u in sums if u.id not in vecs]
         if missing:
@@ -160,9 +185,11 @@ def summarize_semantic(svc: MemoryService, scope: Scope) -> dict[str, int]:
         return (u.start_ts, min((seq.get(x, 0) for x in all_srcs.get(u.id, [])), default=0), u.id)
 
     new = [(uid, (kind, key, sorted(members, key=reading_order))) for uid, (kind, key, members) in new]
+    line_ids = sorted({x for _, (_, _, ms) in new for m in ms for x in (m.meta or {}).get("line_sources") or []})
+    pvecs = {**vecs, **svc.vectors.fetch(line_ids)} if new else {}
     reqs: list[SummaryRequest] = []
     for _, (kind, key, members) in new:
-        passages = [p for m in members for p in _passages(m, all_srcs.get(m.id, []))]
+        passages = [p for m in members for p in _passages(m, pvecs)]
         reqs.append(SummaryRequest(passages=passages, budget_tokens=cfg.semantic_tokens, hint=f"{kind} {key}"))
     outs: list[Summary] = summ.summarize(reqs) if reqs else []
     done: list[UnitRow] = []

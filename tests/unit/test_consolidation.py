@@ -286,4 +286,5 @@ def test_consolidate_one_user(mem: Memory) -> None:
     r = mem.consolidate(user_id="bob")
     assert r["users"] == 1
     assert all(u.user_id == "bob" for u in derived(mem, "summary"))
-    assert consolidate(mem.service)["users"] == 2  # both: decay looks at every user
+    assert consolidate(mem.service)["users"] == 1  # only ann has work left (decay still looks at bob)
+    assert consolidate(mem.service)["users"] == 0
