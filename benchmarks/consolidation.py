@@ -29,9 +29,8 @@ def _load(path: str) -> Any:
 
 
 def _footprint(m: Any, user: str) -> dict[str, int]:
-    from sqlalchemy import func, select
-
     from memsvc.stores.sql_schema import UnitRow
+    from sqlalchemy import func, select
 
     svc = m.service
     with svc.sql.session() as s:

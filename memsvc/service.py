@@ -6,6 +6,7 @@ implements ingest, search/context, get/history and cascading deletes for one ten
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 from collections.abc import Sequence
@@ -109,10 +110,8 @@ class MemoryService:
             if self._life["closed"]:
                 return
             self._life["closed"] = True
-            try:
+            with contextlib.suppress(Exception):  # access counts are best effort; closing must go on
                 self.access.flush(self)
-            except Exception:  # noqa: BLE001, S110 - access counts are best effort; closing must go on
-                pass
             try:
                 self.vectors.flush()
                 self.vectors.close()

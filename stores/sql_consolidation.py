@@ -11,9 +11,6 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, select, update
-from sqlalchemy.orm import Session, aliased
-
 from memsvc.stores.base import Scope
 from memsvc.stores.sql import SQLRecordStore, _chunks
 from memsvc.stores.sql_schema import (
@@ -24,6 +21,8 @@ from memsvc.stores.sql_schema import (
     UnitRow,
     UnitSourceRow,
 )
+from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 __all__ = ["ConsolidationStore"]
 
@@ -205,6 +204,19 @@ class ConsolidationStore:
             q = _scoped(select(UnitRow), scope).where(
                 UnitRow.level == "episode", UnitRow.status == "closed", UnitRow.deleted_at.is_(None), ~has_summary)
             return list(s.scalars(q.order_by(UnitRow.start_ts, UnitRow.id).limit(limit)))
+
+    def summarized_indexed_episodes(self, scope: Scope) -> list[str]:
+        """Episodes still in the index although a summary (itself indexed, or empty) stands for them."""
+        parent = aliased(UnitRow)
+        q = (
+            select(UnitRow.id).join(UnitLinkRow, UnitLinkRow.child_id == UnitRow.id)
+            .join(parent, parent.id == UnitLinkRow.parent_id)
+            .where(UnitRow.tenant_id == scope.tenant, UnitRow.user_id == scope.user, UnitRow.level == "episode",
+                   UnitRow.index_state != "none", UnitRow.deleted_at.is_(None), parent.level == "summary",
+                   parent.deleted_at.is_(None), parent.index_state.in_(["indexed", "none"]))
+        )
+        with self.session() as s:
+            return sorted(set(s.scalars(q)))
 
     def source_sets(self, s: Session, ids: Sequence[str]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = defaultdict(list)

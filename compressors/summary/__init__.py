@@ -6,6 +6,7 @@ from typing import Any
 
 from memsvc.compressors.base import Summarizer
 from memsvc.compressors.summary.extractive import ExtractiveSummarizer, denoise
+
 from memsvc.registry import Registry
 
 SUMMARIZERS: Registry[Summarizer] = Registry("summarizer")

@@ -11,23 +11,12 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _SENT = re.compile(r"(?<=[.!?])\s+(?=\S)|\n+")
 
 STOPWORDS = frozenset(
-    """the and for are but not you all any can had her was one our out day get has him his how man new
-    now old see two way who did its let put say she too use that with have this will your from they
-    know want been good much some time very when come here just like long make many over such take
-    than them well were what into about would there their which could other after first also back even
-    most only then these think where being those every again never under while shall should might must
-    does doing yeah yes okay really i'm it's that's don't you're i've i'll can't what's there's we're
-    they're let's isn't didn't doesn't wasn't won't am is be to of in on at it as by or an so if we me
-    my us he do go no up our ours hers mine yours myself yourself going got get gets thing things lot
-    lots bit kind sort still yet though although because since until""".split()
+    ["the", "and", "for", "are", "but", "not", "you", "all", "any", "can", "had", "her", "was", "one", "our", "out", "day", "get", "has", "him", "his", "how", "man", "new", "now", "old", "see", "two", "way", "who", "did", "its", "let", "put", "say", "she", "too", "use", "that", "with", "have", "this", "will", "your", "from", "they", "know", "want", "been", "good", "much", "some", "time", "very", "when", "come", "here", "just", "like", "long", "make", "many", "over", "such", "take", "than", "them", "well", "were", "what", "into", "about", "would", "there", "their", "which", "could", "other", "after", "first", "also", "back", "even", "most", "only", "then", "these", "think", "where", "being", "those", "every", "again", "never", "under", "while", "shall", "should", "might", "must", "does", "doing", "yeah", "yes", "okay", "really", "i'm", "it's", "that's", "don't", "you're", "i've", "i'll", "can't", "what's", "there's", "we're", "they're", "let's", "isn't", "didn't", "doesn't", "wasn't", "won't", "am", "is", "be", "to", "of", "in", "on", "at", "it", "as", "by", "or", "an", "so", "if", "we", "me", "my", "us", "he", "do", "go", "no", "up", "our", "ours", "hers", "mine", "yours", "myself", "yourself", "going", "got", "get", "gets", "thing", "things", "lot", "lots", "bit", "kind", "sort", "still", "yet", "though", "although", "because", "since", "until"]
 )
 """Function words that carry no content."""
 
 FILLER = frozenset(
-    """wow thanks thank great awesome cool nice glad hey haha lol amazing sounds totally definitely
-    sure congrats congratulations fantastic wonderful incredible love lovely beautiful happy exciting
-    excited hope hear hearing tell means mean appreciate proud support supportive keep guess oh ah
-    hmm absolutely agree true right interesting fun stuff""".split()
+    ["wow", "thanks", "thank", "great", "awesome", "cool", "nice", "glad", "hey", "haha", "lol", "amazing", "sounds", "totally", "definitely", "sure", "congrats", "congratulations", "fantastic", "wonderful", "incredible", "love", "lovely", "beautiful", "happy", "exciting", "excited", "hope", "hear", "hearing", "tell", "means", "mean", "appreciate", "proud", "support", "supportive", "keep", "guess", "oh", "ah", "hmm", "absolutely", "agree", "true", "right", "interesting", "fun", "stuff"]
 )
 """Chit-chat words: content words by form, but they rarely carry a memory on their own."""
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from memsvc.compressors.base import Passage, Summary, SummaryRequest
 from memsvc.compressors.summary._text import informative_words, split_sentences
+
 from memsvc.exceptions import ConfigError
 from memsvc.tokens import count_tokens
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from memsvc.compressors.base import Summary, SummaryRequest
 from memsvc.compressors.summary.extractive import ExtractiveSummarizer
+
 from memsvc.exceptions import CompressionError, ConfigError, MissingDependencyError, ModelError
 
 __all__ = ["ChatModelSummarizer"]

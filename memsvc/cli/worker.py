@@ -9,8 +9,6 @@ one beat (or one worker with ``--beat``) per deployment.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from memsvc.cli import app
@@ -44,7 +42,7 @@ def worker(
 
 @app.command()
 def beat(
-    schedule: Path = typer.Option(None, help="Beat state file (default: <data_dir>/celerybeat-schedule)."),
+    schedule: str = typer.Option(None, help="Beat state file (default: <data_dir>/celerybeat-schedule)."),
     loglevel: str = typer.Option("INFO", help="Log level."),
 ) -> None:
     """Run the beat scheduler (exactly one per deployment): queues the periodic consolidation jobs."""

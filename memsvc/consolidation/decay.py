@@ -12,6 +12,7 @@ with everything derived from it. Pinned units never decay. Settings are per tena
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections import Counter
@@ -80,10 +81,8 @@ def decay(svc: MemoryService, scope: Scope, now: datetime | None = None) -> dict
     st = store(svc)
     hard = st.soft_deleted_before(scope, now - timedelta(days=cfg.grace_days))
     for uid in hard:
-        try:
+        with contextlib.suppress(KeyError):  # gone already, derived from an earlier one
             svc.delete(uid, scope.user)
-        except KeyError:  # gone with an earlier one (derived from it)
-            pass
     compress: list[UnitRow] = []
     forget: list[str] = []
     for u in st.live_units(scope, list(cfg.levels)):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np

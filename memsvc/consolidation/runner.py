@@ -18,7 +18,12 @@ from memsvc.consolidation.decay import decay
 from memsvc.consolidation.dedupe import dedupe_exact, merge_near_duplicates
 from memsvc.consolidation.facts import supersede
 from memsvc.consolidation.locks import LocalLocks, UserLocks
-from memsvc.consolidation.maintenance import close_idle_episodes, close_idle_user_episodes, recompress, reconcile
+from memsvc.consolidation.maintenance import (
+    close_idle_episodes,
+    close_idle_user_episodes,
+    recompress,
+    reconcile,
+)
 from memsvc.consolidation.summarize import summarize_episodes, summarize_semantic
 from memsvc.stores import Scope
 

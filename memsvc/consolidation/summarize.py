@@ -93,7 +93,6 @@ def summarize_episodes(svc: MemoryService, scope: Scope) -> dict[str, int]:
             for e in eps
         ]
         done: list[UnitRow] = []
-        eps_done: list[str] = []
         for ep, req, sm in zip(eps, reqs, summ.summarize(reqs), strict=True):
             members = srcs.get(ep.id, [])
             uid = derived_id("episode-summary", scope.tenant, scope.user, ep.id, *members, summ.name, summ.version)
@@ -110,13 +109,17 @@ def summarize_episodes(svc: MemoryService, scope: Scope) -> dict[str, int]:
                 [UnitLinkRow(parent_id=uid, child_id=ep.id)], check=unchanged,
             ):
                 done.append(unit)
-                eps_done.append(ep.id)
         written += len(done)
         index_units(svc, done)
-        if cfg.summaries_replace_episodes and done:
-            svc.sql.set_index_state(eps_done, "none")
-            svc.vectors.delete(eps_done)
-    return {"episode_summaries": written, "summarized_tokens": spent if todo else 0, "stale_summaries": stale}
+    replaced = 0
+    if cfg.summaries_replace_episodes:  # from the state, not this run: a killed run is finished here
+        index_units(svc, [u for u in st.live_units(scope, ["summary"]) if u.index_state in ("pending", "stale")])
+        eps_done = st.summarized_indexed_episodes(scope)
+        svc.sql.set_index_state(eps_done, "none")
+        svc.vectors.delete(eps_done)
+        replaced = len(eps_done)
+    return {"episode_summaries": written, "summarized_tokens": spent if todo else 0, "stale_summaries": stale,
+            "episodes_replaced": replaced}
 
 
 def _passages(summary: UnitRow, vecs: dict[str, Any]) -> list[Passage]:

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from memsvc.stores.sql_schema import UnitFactRow, UnitLinkRow, UnitRow, UnitSourceRow
 from sqlalchemy import select
 
 from memsvc import Memory, Settings
 from memsvc.consolidation import consolidate, consolidate_user, extract_facts, retention
 from memsvc.consolidation import summarize as summarize_mod
-from memsvc.stores.sql_schema import UnitFactRow, UnitLinkRow, UnitRow, UnitSourceRow
 
 T0 = datetime(2023, 5, 8, 13, 0, tzinfo=UTC)
 NOW = datetime(2023, 7, 1, tzinfo=UTC)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from memsvc.compressors.base import Passage, Summarizer, SummaryRequest
 from memsvc.compressors.summary import SUMMARIZERS, ExtractiveSummarizer, denoise
+
 from memsvc.embedders import HashingEmbedder
 from memsvc.exceptions import CompressionError, ConfigError
 from memsvc.tokens import count_tokens
