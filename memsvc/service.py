@@ -279,6 +279,9 @@ class MemoryService:
         scope = self.scope(user_id)
         with self.ingestor._lock(scope):
             n = self.sql.delete_scope(scope)
+            from memsvc.stores.sql_consolidation import ConsolidationStore
+
+            ConsolidationStore(self.sql).clear_state(scope)  # consolidation progress marks of the user
             self.vectors.delete_scope(scope)
             self.ingestor.forget_cache(scope)
         return n

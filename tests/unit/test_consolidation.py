@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from memsvc.stores.sql_schema import UnitFactRow, UnitLinkRow, UnitRow, UnitSourceRow
-from sqlalchemy import select
+from memsvc.stores.sql_schema import ConsolidationStateRow, UnitFactRow, UnitLinkRow, UnitRow, UnitSourceRow
+from sqlalchemy import func, select
 
 from memsvc import Memory, Settings
 from memsvc.consolidation import consolidate, consolidate_user, extract_facts, retention
@@ -107,6 +107,8 @@ def test_summaries_are_searchable_extracts_with_provenance(mem: Memory) -> None:
             speaker, body = line.split(": ", 1)
             assert any(e.name == speaker and body in (e.text or "") for e in events.values()), line
         assert any(p == s.id for p, _ in links)
+    summarized = {c for p, c in links if p in {s.id for s in summaries}}
+    assert {u.index_state for u in derived(mem, "episode") if u.id in summarized} == {"none"}  # summary stands in
     daily = [u for u in derived(mem, "semantic") if u.meta.get("kind") == "daily"]
     assert daily, "the first day has several episodes: a daily memory"
     hits = mem.search("golden retriever puppy", user_id="ann", levels=["summary", "semantic"], limit=5)
@@ -204,6 +206,9 @@ def test_cascade_delete_reaches_summaries_and_semantic_memories(mem: Memory) -> 
     assert all("named Rex" not in u.text for u in derived(mem, "summary") + derived(mem, "semantic"))
     mem.delete_user("ann")
     assert mem.stats("ann") == {"events": 0, "vectors": 0}
+    assert snapshot(mem)["facts"] == []
+    with svc.sql.session() as s:
+        assert s.scalar(select(func.count()).select_from(ConsolidationStateRow)) == 0
 
 
 def test_decay_compresses_then_forgets_then_hard_deletes(tmp_path: Path) -> None:
