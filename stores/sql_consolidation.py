@@ -202,7 +202,8 @@ class ConsolidationStore:
         )
         with self.session() as s:
             q = _scoped(select(UnitRow), scope).where(
-                UnitRow.level == "episode", UnitRow.status == "closed", UnitRow.deleted_at.is_(None), ~has_summary)
+                UnitRow.level == "episode", UnitRow.status == "closed", UnitRow.deleted_at.is_(None),
+                UnitRow.stream_id.is_(None), ~has_summary)
             return list(s.scalars(q.order_by(UnitRow.start_ts, UnitRow.id).limit(limit)))
 
     def summarized_indexed_episodes(self, scope: Scope) -> list[str]:

@@ -33,7 +33,7 @@ __all__ = ["dedupe_exact", "merge_near_duplicates"]
 
 
 def _hash(u: UnitRow) -> str:
-    key = f"{u.level}\x1f{u.session_id or ''}\x1f{u.start_ts.isoformat()}\x1f{u.text}"
+    key = f"{u.level}\x1f{u.session_id or ''}\x1f{u.stream_id or ''}\x1f{u.start_ts.isoformat()}\x1f{u.text}"
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
 
 
@@ -90,7 +90,8 @@ def merge_near_duplicates(svc: MemoryService, scope: Scope) -> int:
     cfg = config(svc)
     st = store(svc)
     _restore_orphans(svc, scope)
-    turns = {u.id: u for u in st.live_units(scope, ["turn"], ["closed"]) if len(content_words(u.text)) >= 3}
+    turns = {u.id: u for u in st.live_units(scope, ["turn"], ["closed"])
+             if u.stream_id is None and len(content_words(u.text)) >= 3}  # video frames: the video pipeline's
     merged = {u.id: u for u in st.live_units(scope, ["semantic"]) if (u.meta or {}).get("kind") == "merged"}
     if len(turns) < 2 and not merged:
         return 0

@@ -1,9 +1,12 @@
-"""Summarize: closed episodes -> episode summaries -> per-user daily and topic semantic memories.
+"""Summarize: closed chat episodes -> episode summaries -> per-user daily and topic semantic memories.
 
 Episode summaries (level ``summary``) keep at most ``summary_ratio`` of the episode's tokens; daily
 memories (level ``semantic``, ``meta.kind = "daily"``) condense the summaries of one day that has two
 or more, and topic memories (``meta.kind = "topic"``) the summaries of one topic (cosine to the topic
-centroid >= ``topic_threshold``) spread over two or more days, each in ``semantic_tokens``.
+centroid >= ``topic_threshold``) spread over two or more days, each in ``semantic_tokens``. With
+``summaries_replace_episodes`` (default) a summarized episode leaves the vector index and its summary
+stands for it (measured on LoCoMo: more evidence per token); the episode stays in SQL. Video scenes
+(episodes of a stream) are left to the video pipeline.
 
 Provenance: ``unit_links`` tie a summary to its episode and a semantic memory to its summaries, so a
 delete cascades; ``unit_sources`` (what ``Hit.source_ids`` shows) list the events whose substance the
