@@ -46,7 +46,8 @@ def _ingest(a: argparse.Namespace, tpl: str, base: Path) -> tuple[list[str], int
     ev = _load(a.evidence)
     data = ev.load_locomo(a.data)[: a.limit or None]
     users, turns = [], 0
-    with Memory(Settings(data_dir=base, database_url=_db_url(a.pg, tpl), profile="service")) as m:
+    with Memory(Settings(data_dir=base, database_url=_db_url(a.pg, tpl), profile="service",
+                         embedder={"backend": a.embedder})) as m:
         for cid, sessions, _ in data:
             turns += len(ev.ingest_locomo(m, cid, sessions)[0])
             users.append(cid)
@@ -68,6 +69,7 @@ def _trial(a: argparse.Namespace, tpl: str, base: Path, users: list[str], n: int
             env = {k: v for k, v in os.environ.items() if not k.startswith("MEMSVC_")}
             env.update(MEMSVC_DATA_DIR=str(d), MEMSVC_DATABASE_URL=_db_url(a.pg, db), MEMSVC_PROFILE="service",
                        MEMSVC_BROKER_URL=a.redis, MEMSVC_WORKER__CONSOLIDATION_QUEUE=queue,
+                       MEMSVC_EMBEDDER__BACKEND=a.embedder,
                        HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
             with (root / f"w{n}-{i}.log").open("ab") as log:
                 procs.append(subprocess.Popen(
@@ -97,6 +99,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--embedder", default="sentence-transformers", help="embedder backend (hashing: no model)")
     ap.add_argument("--out")
     a = ap.parse_args(argv)
     tpl = f"memsvc_cwb_tpl_{uuid.uuid4().hex[:8]}"
@@ -110,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         _admin(a.pg, f'DROP DATABASE IF EXISTS "{tpl}" WITH (FORCE)')
     for t in trials:
         t["turns_per_s"] = round(turns / t["wall_s"], 2)
-    res = {"users": len(users), "turns": turns, "trials": trials}
+    res = {"users": len(users), "turns": turns, "embedder": a.embedder, "trials": trials}
     text_ = json.dumps(res, indent=2)
     print(text_)
     if a.out:

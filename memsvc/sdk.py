@@ -200,7 +200,7 @@ class Memory:
         """Run the consolidation jobs now (every user of the tenant, or one); returns what each did."""
         from memsvc.consolidation import consolidate
 
-        return consolidate(self._svc, jobs=jobs, users=None if user_id is None else [check_id(user_id, "user_id")])
+        return consolidate(self._svc, jobs=jobs, users=None if user_id is None else [str(check_id(user_id, "user_id"))])
 
     def stats(self, user_id: str | None = None) -> dict[str, int]:
         """Counts of events, units per level and vectors."""

@@ -40,7 +40,7 @@ def store(svc: MemoryService) -> ConsolidationStore:
 
 def config(svc: MemoryService) -> ConsolidationConfig:
     """The consolidation settings in force for ``svc``'s tenant."""
-    return svc.settings.consolidation.for_tenant(svc.tenant)
+    return svc.settings.consolidation.for_tenant(str(svc.tenant))
 
 
 def summarizer(svc: MemoryService, cfg: ConsolidationConfig) -> Summarizer:
