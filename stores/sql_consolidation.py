@@ -21,7 +21,7 @@ from memsvc.stores.sql_schema import (
     UnitRow,
     UnitSourceRow,
 )
-from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 __all__ = ["ConsolidationStore"]
@@ -129,6 +129,24 @@ class ConsolidationStore:
                 self.put_state(s, *state)
         return True
 
+    def write_many(self, items: Sequence[tuple[UnitRow, list[UnitSourceRow], list[UnitLinkRow], Callable[[Session], bool]]]
+                   ) -> list[UnitRow]:
+        """Several derived units in one transaction; an item whose check fails is skipped. Returns the
+        units written."""
+        done: list[UnitRow] = []
+        with self.session() as s:
+            for unit, sources, links, check in items:
+                if not check(s):
+                    continue
+                s.merge(unit)
+                s.flush()
+                s.execute(delete(UnitSourceRow).where(UnitSourceRow.unit_id == unit.id))
+                s.execute(delete(UnitLinkRow).where(UnitLinkRow.parent_id == unit.id))
+                s.add_all(sources)
+                s.add_all(links)
+                done.append(unit)
+        return done
+
     def update_units(self, values: dict[str, dict[str, Any]]) -> None:
         """Set columns per unit id (one transaction)."""
         with self.session() as s:
@@ -143,9 +161,10 @@ class ConsolidationStore:
             return list(s.scalars(q.limit(limit)))
 
     def set_hashes(self, hashes: dict[str, str]) -> None:
+        stmt = update(UnitRow.__table__).where(UnitRow.__table__.c.id == bindparam("uid")).values(
+            content_hash=bindparam("h"))
         with self.session() as s:
-            for uid, h in hashes.items():
-                s.execute(update(UnitRow).where(UnitRow.id == uid).values(content_hash=h))
+            s.connection().execute(stmt, [{"uid": u, "h": h} for u, h in hashes.items()])
 
     def duplicate_turns(self, scope: Scope) -> list[list[str]]:
         """Groups of live turn unit ids sharing a content hash, each in arrival (seq) order."""

@@ -95,7 +95,7 @@ def summarize_episodes(svc: MemoryService, scope: Scope) -> dict[str, int]:
             )
             for e in eps
         ]
-        done: list[UnitRow] = []
+        items = []
         for ep, req, sm in zip(eps, reqs, summ.summarize(reqs), strict=True):
             members = srcs.get(ep.id, [])
             uid = derived_id("episode-summary", scope.tenant, scope.user, ep.id, *members, summ.name, summ.version)
@@ -107,11 +107,9 @@ def summarize_episodes(svc: MemoryService, scope: Scope) -> dict[str, int]:
             def unchanged(s: Any, ep_id: str = ep.id, members: list[str] = members) -> bool:
                 return bool(st.live_ids(s, [ep_id])) and st.source_sets(s, [ep_id]).get(ep_id, []) == members
 
-            if st.write_derived(
-                [unit], [UnitSourceRow(unit_id=uid, event_id=x, position=i) for i, x in enumerate(sm.sources)],
-                [UnitLinkRow(parent_id=uid, child_id=ep.id)], check=unchanged,
-            ):
-                done.append(unit)
+            items.append((unit, [UnitSourceRow(unit_id=uid, event_id=x, position=i) for i, x in enumerate(sm.sources)],
+                          [UnitLinkRow(parent_id=uid, child_id=ep.id)], unchanged))
+        done = st.write_many(items)  # one transaction per batch
         written += len(done)
         index_units(svc, done)
     replaced = 0
