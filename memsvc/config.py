@@ -176,7 +176,7 @@ class WorkerConfig(BaseModel):
     """Celery worker settings (broker: ``Settings.broker_url``, Redis or RabbitMQ)."""
 
     result_backend: str | None = None
-    """Celery result backend URL; None uses the broker URL when it is Redis, else no results."""
+    """Celery result backend URL; None uses the broker URL when it is Redis, else ``rpc://``."""
     soft_time_limit_s: float = 600.0
     time_limit_s: float = 900.0
     lock_timeout_s: float = 960.0

@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> Any:
     settings = settings or Settings()
     w = settings.worker
     broker = settings.broker_url
-    backend = w.result_backend or (broker if broker.startswith(("redis://", "rediss://")) else None)
+    backend = w.result_backend or (broker if broker.startswith(("redis://", "rediss://")) else "rpc://")
     app = Celery("memsvc", include=["memsvc.worker.tasks"])
     app.conf.update(
         broker_url=broker,

@@ -72,6 +72,28 @@ def thread_worker(tmp_path: Path, redis_url: str) -> Iterator[tuple[Memory, Any]
     mem.close()
 
 
+def test_rabbitmq_broker(tmp_path: Path, amqp_url: str) -> None:
+    """The same task through RabbitMQ (per-user locks: flock files, the broker has no locks)."""
+    from celery.contrib.testing.tasks import ping  # noqa: F401
+    from celery.contrib.testing.worker import start_worker
+
+    import memsvc.worker.tasks  # noqa: F401
+    from memsvc.worker import create_app
+    from memsvc.worker.tasks import use_service
+
+    tag = uuid.uuid4().hex[:10]
+    settings = base_settings(tmp_path / "m", amqp_url, tag, vector={"backend": "memory"})
+    with Memory(settings) as mem:
+        mem.add(conversation("ann", 12), user_id="ann", session_id="s1", timestamp=T0)
+        app = create_app(settings)
+        use_service(app, mem.service)
+        with start_worker(app, pool="threads", concurrency=1, shutdown_timeout=30,
+                          queues=[settings.worker.consolidation_queue]):
+            r = app.send_task("memsvc.consolidate_user", (settings.tenant, "ann")).get(timeout=120)
+        assert r["episode_summaries"] >= 2
+        assert (tmp_path / "m" / "locks").is_dir()
+
+
 def _state(mem: Memory) -> list[tuple[Any, ...]]:
     with mem.service.sql.session() as s:
         rows = s.execute(text("SELECT id, level, status, text, valid_to, index_state FROM units ORDER BY id"))

@@ -33,7 +33,7 @@ def test_celery_app_from_settings() -> None:
                  worker={"soft_time_limit_s": 30, "time_limit_s": 40, "consolidation_queue": "c", "indexing_queue": "i"})
     capp = create_app(s)
     conf = capp.conf
-    assert conf.broker_url.startswith("amqp://") and conf.result_backend is None
+    assert conf.broker_url.startswith("amqp://") and conf.result_backend == "rpc://"
     assert conf.task_acks_late and conf.task_reject_on_worker_lost and conf.worker_prefetch_multiplier == 1
     assert (conf.task_soft_time_limit, conf.task_time_limit) == (30, 40)
     assert conf.task_routes["memsvc.consolidate_user"] == {"queue": "c"}
