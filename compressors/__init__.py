@@ -1,8 +1,17 @@
-"""Compressors: prompt compression (``PROMPT_COMPRESSORS``), chosen by name."""
+"""Compressors: prompt compression (``PROMPT_COMPRESSORS``, chosen by name) and summarizers
+(``compressors.summary``, used by consolidation)."""
 
 from __future__ import annotations
 
-from memsvc.compressors.base import Compressed, IdentityCompressor, PromptCompressor
+from memsvc.compressors.base import (
+    Compressed,
+    IdentityCompressor,
+    Passage,
+    PromptCompressor,
+    Summarizer,
+    Summary,
+    SummaryRequest,
+)
 from memsvc.compressors.prompt import LLMLingua2Compressor, SelfInfoCompressor
 from memsvc.registry import Registry
 
@@ -11,5 +20,15 @@ PROMPT_COMPRESSORS.register("none")(IdentityCompressor)
 PROMPT_COMPRESSORS.register("selfinfo")(SelfInfoCompressor)
 PROMPT_COMPRESSORS.register("llmlingua2")(LLMLingua2Compressor)
 
-__all__ = ["PROMPT_COMPRESSORS", "Compressed", "IdentityCompressor", "LLMLingua2Compressor", "PromptCompressor",
-           "SelfInfoCompressor"]
+__all__ = [
+    "PROMPT_COMPRESSORS",
+    "Compressed",
+    "IdentityCompressor",
+    "LLMLingua2Compressor",
+    "Passage",
+    "PromptCompressor",
+    "SelfInfoCompressor",
+    "Summarizer",
+    "Summary",
+    "SummaryRequest",
+]

@@ -22,6 +22,8 @@ from pydantic_settings import (
 )
 
 __all__ = [
+    "ConsolidationConfig",
+    "DecayConfig",
     "EmbedderConfig",
     "LexicalConfig",
     "LimitsConfig",
@@ -30,6 +32,7 @@ __all__ = [
     "Settings",
     "VectorConfig",
     "VideoConfig",
+    "WorkerConfig",
     "default_data_dir",
 ]
 
@@ -155,6 +158,100 @@ class LimitsConfig(BaseModel):
     max_query_chars: int = 4_000
 
 
+class SummarizerConfig(ComponentConfig):
+    """Summarizer used by consolidation: ``extractive`` (offline, default) or ``langchain`` (any
+    LangChain ``BaseChatModel``; ``options={"model": "pkg.module:factory", ...}``)."""
+
+    backend: str = "extractive"
+
+
+class DecayConfig(BaseModel):
+    """Forgetting: retention R = importance * exp(-t / S) with t the days since a unit was stored or
+    last retrieved and S = strength * ``strength_days`` (strength grows by ``strength_growth`` per
+    retrieval). Below ``compress_below`` a unit is compressed, below ``forget_below`` soft-deleted,
+    and ``grace_days`` after that hard-deleted. Pinned units never decay.
+
+        Settings(consolidation={"decay": {"enabled": True, "strength_days": 60}})
+        Settings(consolidation={"tenants": {"acme": {"decay": {"enabled": False}}}})
+    """
+
+    enabled: bool = True
+    strength_days: float = 90.0
+    strength_growth: float = 1.0
+    compress_below: float = 0.05
+    compress_rate: float = 0.5
+    """Share of tokens kept when a fading unit is compressed."""
+    forget_below: float = 0.01
+    grace_days: float = 30.0
+    levels: tuple[str, ...] = ("turn", "episode", "summary", "semantic")
+
+
+class ConsolidationConfig(BaseModel):
+    """What the consolidation jobs do and how often (beat schedule and the embedded scheduler)."""
+
+    summarizer: SummarizerConfig = Field(default_factory=SummarizerConfig)
+    summary_ratio: float = 0.6
+    """Episode summaries keep at most this share of the episode's tokens."""
+    summaries_replace_episodes: bool = True
+    """Once an episode has its summary, the summary stands for it in the index (the episode stays in
+    SQL for history, expansion and rebuilds; its turns stay indexed)."""
+    semantic_memories: tuple[str, ...] = ("daily", "topic")
+    """Which semantic memories to build from episode summaries."""
+    semantic_tokens: int = 160
+    """Token budget of one daily/topic semantic memory."""
+    topic_threshold: float = 0.6
+    """Cosine similarity above which episode summaries of different days join one topic."""
+    budget_tokens_per_user: int = 200_000
+    """Source tokens one user may have summarized per run (bounds LLM cost); the rest waits."""
+    idle_close_s: float = 1800.0
+    dedupe_threshold: float = 0.95
+    """Cosine similarity from which two units of one user and speaker are near-duplicates."""
+    dedupe_window_days: float = 7.0
+    superseded_weight: float = 0.7
+    """Score multiplier for a memory whose validity ended (a newer fact contradicts it)."""
+    recompress_after_days: float | None = None
+    """Re-compress episodes older than this (None: off)."""
+    recompress_rate: float = 0.5
+    decay: DecayConfig = Field(default_factory=DecayConfig)
+    tenants: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per-tenant overrides of any field above, e.g. ``{"acme": {"decay": {"enabled": False}}}``."""
+    embedded_schedule: bool = False
+    """Run the jobs on a background thread inside ``Memory`` (embedded profile, no broker)."""
+    interval_s: float = 900.0
+    """Summaries, dedupe, supersede: how often (beat and embedded scheduler)."""
+    decay_interval_s: float = 21_600.0
+    reconcile_interval_s: float = 3_600.0
+
+    def for_tenant(self, tenant: str) -> ConsolidationConfig:
+        """This config with the tenant's overrides applied."""
+        over = self.tenants.get(tenant)
+        if not over:
+            return self
+        data = self.model_dump()
+        for k, v in over.items():
+            data[k] = {**data[k], **v} if isinstance(v, dict) and isinstance(data.get(k), dict) else v
+        data["tenants"] = {}
+        return ConsolidationConfig.model_validate(data)
+
+
+class WorkerConfig(BaseModel):
+    """Celery worker settings (broker: ``Settings.broker_url``, Redis or RabbitMQ)."""
+
+    result_backend: str | None = None
+    """Celery result backend URL; None uses the broker URL when it is Redis, else ``rpc://``."""
+    soft_time_limit_s: float = 600.0
+    time_limit_s: float = 900.0
+    lock_timeout_s: float = 960.0
+    """Per-user lock lifetime: longer than the hard time limit, so a killed job's lock expires."""
+    max_retries: int = 5
+    retry_backoff_s: float = 10.0
+    visibility_timeout_s: float = 1800.0
+    """Redis broker: an unacknowledged task (its worker died) is delivered again after this."""
+    consolidation_queue: str = "consolidation"
+    indexing_queue: str = "indexing"
+    concurrency: int | None = None
+
+
 class Settings(BaseSettings):
     """All memsvc settings. ``Settings(data_dir=...)`` or env vars ``MEMSVC_*``."""
 
@@ -177,6 +274,8 @@ class Settings(BaseSettings):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     video: VideoConfig = Field(default_factory=VideoConfig)
+    consolidation: ConsolidationConfig = Field(default_factory=ConsolidationConfig)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
 
     @field_validator("data_dir", mode="after")
     @classmethod

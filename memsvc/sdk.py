@@ -48,6 +48,11 @@ class Memory:
 
         self.settings = settings
         self._svc = MemoryService(settings, tenant, **components)
+        self._scheduler: Any = None
+        if settings.consolidation.embedded_schedule:
+            from memsvc.consolidation.scheduler import EmbeddedScheduler
+
+            self._scheduler = EmbeddedScheduler(self._svc).start()
 
     def for_tenant(self, tenant: str) -> Memory:
         """The same store seen as another tenant (shares files, models and connections; closing
@@ -55,6 +60,7 @@ class Memory:
         view = object.__new__(Memory)
         view.settings = self.settings
         view._svc = self._svc.with_tenant(tenant)
+        view._scheduler = None
         return view
 
     @property
@@ -225,18 +231,21 @@ class Memory:
         """Delete every event, unit and vector of a user; returns units removed."""
         return self._svc.delete_user(user_id)
 
-    def consolidate(self) -> dict[str, Any]:
-        """Run the consolidation jobs now; returns what each did."""
+    def consolidate(self, user_id: str | None = None, jobs: Sequence[str] | None = None) -> dict[str, Any]:
+        """Run the consolidation jobs now (every user of the tenant, or one); returns what each did."""
         from memsvc.consolidation import consolidate
 
-        return consolidate(self._svc)
+        return consolidate(self._svc, jobs=jobs, users=None if user_id is None else [str(check_id(user_id, "user_id"))])
 
     def stats(self, user_id: str | None = None) -> dict[str, int]:
         """Counts of events, units per level and vectors."""
         return self._svc.stats(user_id)
 
     def close(self) -> None:
-        """Flush and release the stores (idempotent)."""
+        """Stop the embedded scheduler, flush and release the stores (idempotent)."""
+        if self._scheduler is not None:
+            self._scheduler.stop()
+            self._scheduler = None
         self._svc.close()
 
     def __enter__(self) -> Memory:

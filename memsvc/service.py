@@ -6,6 +6,7 @@ implements ingest, search/context, get/history and cascading deletes for one ten
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import shutil
 import threading
@@ -101,6 +102,10 @@ class MemoryService:
 
         self._image_embedder: list[ImageEmbedder | None] = []  # built on first use (CLIP loads a model)
         self.video = VideoIngestor(self)
+        from memsvc.consolidation.decay import AccessLog
+
+        self.access = AccessLog()
+        """Retrievals counted for decay (strength grows with use); flushed by consolidation."""
         self._life = {"closed": False}  # shared with tenant views
         self._close_lock = threading.Lock()
         self.repair()
@@ -165,6 +170,8 @@ class MemoryService:
             if self._life["closed"]:
                 return
             self._life["closed"] = True
+            with contextlib.suppress(Exception):  # access counts are best effort; closing must go on
+                self.access.flush(self)
             try:
                 self.video.frames.close()
                 self.vectors.flush()
@@ -261,9 +268,13 @@ class MemoryService:
         cfg = self.settings.retrieval
         ranking.hits = video_candidates(self, scope, q, flt, ranking.hits)
         if budget_tokens is None:
-            return _dedup(ranking.hits, limit or cfg.default_limit)
-        return pack(ranking.hits, budget_tokens, cfg.separator, limit, ranking.episodes, ranking.episode_of,
-                    cfg.episode_fill)
+            out = _dedup(ranking.hits, limit or cfg.default_limit)
+        else:
+            out = pack(ranking.hits, budget_tokens, cfg.separator, limit, ranking.episodes, ranking.episode_of,
+                       cfg.episode_fill)
+        if self.access.record([h.id for h in out]):
+            self.access.flush(self)
+        return out
 
     def context(self, query: Any, user_id: Any, budget_tokens: int = 1000, **kwargs: Any) -> str:
         """Prompt text built from exactly ``search(query, budget_tokens=...)``'s hits, in order."""
@@ -365,6 +376,9 @@ class MemoryService:
         scope = self.scope(user_id)
         with self.ingestor._lock(scope):
             n = self.sql.delete_scope(scope)
+            from memsvc.stores.sql_consolidation import ConsolidationStore
+
+            ConsolidationStore(self.sql).clear_state(scope)  # consolidation progress marks of the user
             self.vectors.delete_scope(scope)
             self.video.delete_scope(scope)
             if self.lexical is not None:

@@ -8,6 +8,8 @@
     index_meta    which embedder/dimension built the vector index (refuses a silent mix)
     video_streams per (tenant, user, stream): the online scene state (open scene, short-term buffer,
                   segmenter window) so chunked ingest continues exactly across calls and restarts
+    unit_facts    (subject, attribute, value) statements found in a unit by consolidation
+    consolidation_state  per tenant/user/job progress marks of the consolidation jobs
 """
 
 from __future__ import annotations
@@ -34,7 +36,16 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
-    "Base", "EventRow", "IndexMetaRow", "StreamStateRow", "UTCDateTime", "UnitLinkRow", "UnitRow", "UnitSourceRow",
+    "Base",
+    "ConsolidationStateRow",
+    "EventRow",
+    "IndexMetaRow",
+    "StreamStateRow",
+    "UTCDateTime",
+    "UnitFactRow",
+    "UnitLinkRow",
+    "UnitRow",
+    "UnitSourceRow",
 ]
 
 
@@ -133,9 +144,12 @@ class UnitRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    """Hash of (level, session, text, start) set by consolidation to find exact duplicates."""
 
     __table_args__ = (
         Index("ix_units_scope_level", "tenant_id", "user_id", "level", "status"),
+        Index("ix_units_scope_hash", "tenant_id", "user_id", "content_hash"),
         Index("ix_units_scope_session", "tenant_id", "user_id", "session_id", "status"),
         Index("ix_units_index_state", "index_state"),
     )
@@ -175,4 +189,34 @@ class StreamStateRow(Base):
     stream_id: Mapped[str] = mapped_column(String(256), primary_key=True)
     state: Mapped[dict[str, Any]] = mapped_column(JSON)
     """Serialised ``memsvc.video`` stream state (versioned inside)."""
+
+
+class UnitFactRow(Base):
+    """A statement ``subject attribute = value`` read from a unit (e.g. ``Ann residence = lisbon``)."""
+
+    __tablename__ = "unit_facts"
+
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(256), primary_key=True)
+    attribute: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str] = mapped_column(String(256))
+    value: Mapped[str] = mapped_column(String(512))
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_unit_facts_key", "tenant_id", "user_id", "subject", "attribute"),)
+
+
+class ConsolidationStateRow(Base):
+    """Where a consolidation job stands for one user (``user_id=""`` for tenant-wide jobs)."""
+
+    __tablename__ = "consolidation_state"
+
+    tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    job: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mark: Mapped[str | None] = mapped_column(String(256))
+    """Job-defined progress mark (a sequence number or an ISO time)."""
+    info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -29,7 +29,7 @@ def service_missing(what: str, exc: BaseException) -> None:
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see a developer's MEMSVC_* settings."""
     for k in list(os.environ):
-        if k.startswith("MEMSVC_") and k not in ("MEMSVC_REQUIRE_SERVICES", "MEMSVC_TEST_PG"):
+        if k.startswith("MEMSVC_") and k not in ("MEMSVC_REQUIRE_SERVICES", "MEMSVC_TEST_PG", "MEMSVC_TEST_REDIS", "MEMSVC_TEST_AMQP"):
             monkeypatch.delenv(k, raising=False)
 
 
@@ -63,6 +63,32 @@ def pg_url() -> Iterator[str]:
             c.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The local Redis (Celery broker and per-user locks in the worker tests)."""
+    url = os.environ.get("MEMSVC_TEST_REDIS", "redis://127.0.0.1:6379/0")
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except Exception as exc:  # noqa: BLE001 - any client/connection error means "not reachable"
+        service_missing("Redis", exc)
+    return url
+
+
+@pytest.fixture
+def amqp_url() -> str:
+    """The local RabbitMQ (the worker tests' second broker)."""
+    import socket
+
+    url = os.environ.get("MEMSVC_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
+    except OSError as exc:
+        service_missing("RabbitMQ", exc)
+    return url
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from memsvc.cli import (  # noqa: E402,F401
     doctor,
     imports,
     serve,
+    worker,
 )
 
 __all__ = ["app", "bench_app", "main"]

@@ -18,7 +18,10 @@ from memsvc.stores import Scope
 from memsvc.stores.sql import SQLRecordStore, migrate
 from memsvc.stores.sql_schema import Base, EventRow, IndexMetaRow, UnitLinkRow, UnitRow, UnitSourceRow
 
-TABLES = {"events", "units", "unit_sources", "unit_links", "index_meta", "api_keys", "idempotency_keys", "video_streams"}
+TABLES = {
+    "events", "units", "unit_sources", "unit_links", "index_meta", "api_keys", "idempotency_keys", "video_streams",
+    "unit_facts", "consolidation_state",
+}
 A = Scope("tenant-a", "alice")
 A_OTHER_TENANT = Scope("tenant-b", "alice")
 A_OTHER_USER = Scope("tenant-a", "bob")
