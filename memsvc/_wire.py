@@ -47,7 +47,7 @@ def hit_from_json(d: dict[str, Any]) -> Hit:
         source_ids=list(d.get("source_ids") or []), user_id=d["user_id"],
         session_id=d.get("session_id"), stream_id=d.get("stream_id"), tokens=int(d.get("tokens") or 0),
         components={k: float(v) for k, v in (d.get("components") or {}).items()},
-        metadata=dict(d.get("metadata") or {}),
+        metadata=dict(d.get("metadata") or {}), seq=d.get("seq"),
     )
 
 

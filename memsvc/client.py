@@ -165,9 +165,11 @@ class _Build:
     @staticmethod
     def add_frames(stream_id: str, user_id: str, timestamps: Sequence[Any], embeddings: Any = None,
                    captions: Sequence[str | None] | None = None, images: Sequence[str | None] | None = None,
-                   client_ids: Sequence[str | None] | None = None) -> _Call:
+                   client_ids: Sequence[str | None] | None = None, *,
+                   image_refs: Sequence[str | None] | None = None, final: bool = False) -> _Call:
         body = _drop_none({"stream_id": stream_id, "user_id": user_id, "timestamps": timestamps,
-                           "embeddings": embeddings, "captions": captions, "images": images, "client_ids": client_ids})
+                           "embeddings": embeddings, "captions": captions, "images": images, "client_ids": client_ids,
+                           "image_refs": image_refs, "final": final or None})
         return _Call("POST", "/v1/frames", lambda d: d["ids"], jsonable(body), write=True)
 
     @staticmethod
@@ -207,8 +209,9 @@ class _Build:
         return _Call("DELETE", f"/v1/users/{_seg(user_id, 'user_id')}", lambda d: d["deleted"], write=True)
 
     @staticmethod
-    def consolidate() -> _Call:
-        return _Call("POST", "/v1/consolidate", lambda d: d["report"], write=True)
+    def consolidate(user_id: str | None = None, jobs: Sequence[str] | None = None) -> _Call:
+        body = _drop_none({"user_id": user_id, "jobs": list(jobs) if jobs is not None else None})
+        return _Call("POST", "/v1/consolidate", lambda d: d["report"], jsonable(body), write=True)
 
     @staticmethod
     def stats(user_id: str | None = None) -> _Call:

@@ -189,6 +189,7 @@ class StreamStateRow(Base):
     stream_id: Mapped[str] = mapped_column(String(256), primary_key=True)
     state: Mapped[dict[str, Any]] = mapped_column(JSON)
     """Serialised ``memsvc.video`` stream state (versioned inside)."""
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class UnitFactRow(Base):

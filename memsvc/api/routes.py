@@ -20,6 +20,7 @@ from memsvc.api.schemas import (
     AddFramesRequest,
     AddMessagesRequest,
     AddResponse,
+    ConsolidateRequest,
     ConsolidateResponse,
     ContextRequest,
     ContextResponse,
@@ -104,8 +105,8 @@ async def add_frames(body: AddFramesRequest, request: Request, ctx: TenantCtx) -
         cids = body.client_ids if ikey is None else [_derive(ikey, i, c) for i, c in enumerate(given)]
         ids = await run_blocking(
             state_of(request), mem.add_frames, stream_id=body.stream_id, user_id=body.user_id,
-            timestamps=body.timestamps, embeddings=body.embeddings, captions=body.captions, images=body.images,
-            client_ids=cids)
+            timestamps=body.timestamps, embeddings=body.embeddings, captions=body.captions,
+            client_ids=cids, image_refs=body.image_refs or body.images, final=body.final)
         return 200, {"ids": ids}
 
     return await idempotent(request, str(key.tenant), body, run)
@@ -226,14 +227,16 @@ async def delete_user(user_id: str, request: Request, ctx: TenantCtx) -> Any:
 
 
 @v1.post("/consolidate", response_model=ConsolidateResponse, responses=_WRITE_ERRORS)
-async def consolidate(request: Request, ctx: TenantCtx) -> Any:
-    """Run the consolidation jobs now (``Memory.consolidate``)."""
+async def consolidate(request: Request, ctx: TenantCtx, body: ConsolidateRequest | None = None) -> Any:
+    """Run the consolidation jobs now for the key's tenant (``Memory.consolidate``)."""
     mem, key = ctx
+    params = body or ConsolidateRequest()
 
     async def run(_: str | None) -> tuple[int, Any]:
-        return 200, {"report": jsonable(await run_blocking(state_of(request), mem.consolidate))}
+        report = await run_blocking(state_of(request), mem.consolidate, params.user_id, params.jobs)
+        return 200, {"report": jsonable(report)}
 
-    return await idempotent(request, str(key.tenant), _DeleteParams(), run)
+    return await idempotent(request, str(key.tenant), params, run)
 
 
 @v1.get("/stats", response_model=StatsResponse)

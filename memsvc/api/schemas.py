@@ -77,7 +77,19 @@ class AddFramesRequest(_In):
     """One vector per frame (your vision encoder's), or null when captions carry the frames."""
     captions: list[str | None] | None = None
     images: list[str | None] | None = None
+    """Image references (URLs, object keys). The server never opens a path a client sends."""
     client_ids: list[str | None] | None = None
+    image_refs: list[str | None] | None = None
+    """Same as ``images`` (the SDK name)."""
+    final: bool = False
+    """The stream ended with this chunk: close its open scene."""
+
+
+class ConsolidateRequest(_In):
+    user_id: Id | None = None
+    """Consolidate one user of the key's tenant; all of its users when absent."""
+    jobs: list[str] | None = None
+    """Job names to run (default: all)."""
 
 
 class ChatEventIn(_In):
@@ -145,6 +157,8 @@ class HitOut(BaseModel):
     tokens: int = 0
     components: dict[str, float] = Field(default_factory=dict)
     metadata: Meta = Field(default_factory=dict)
+    seq: int | None = None
+    """Position of the unit's first event in the user's history (orders packed context)."""
 
 
 class SearchResponse(BaseModel):
