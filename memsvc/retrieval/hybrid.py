@@ -170,6 +170,8 @@ class HybridRetriever:
 
         # episodes: their score goes to their member turns
         ep_norm: dict[str, float] = {}
+        nd: dict[str, float] = {}
+        nl: dict[str, float] = {}
         if main == _TURN and _EPISODE in levels and cfg.episode_weight > 0:
             de, le = self._search(scope, query, qv, flt, _EPISODE, max(10, c // 4), "text")
             nd, nl = _norm_dense(de, cfg.dense_floor), _norm_lexical(le)
@@ -193,6 +195,14 @@ class HybridRetriever:
 
         rows = self.sql.units(scope, sorted(ids))
         rows = {u: r for u, r in rows.items() if r.level == main and r.status not in ("superseded", "deleted")}
+        if ep_norm:
+            # video scenes have no turn units to lend their score to: they compete as hits themselves
+            scenes = {u: r for u, r in self.sql.units(scope, sorted(ep_norm)).items()
+                      if r.stream_id is not None and r.status not in ("superseded", "deleted")}
+            for u in scenes:
+                comp[u]["dense"] = cfg.dense_weight * nd.get(u, 0.0)
+                comp[u]["lexical"] = cfg.lexical_weight * nl.get(u, 0.0)
+            rows.update(scenes)
         if not rows:
             return Ranking([], tc)
         missing_pos = [u for u in rows if u not in pos]

@@ -50,7 +50,8 @@ def test_add_then_search_immediately(memory: Memory) -> None:
     assert "golden retriever" in top.text
     assert set(top.source_ids) & set(ids)
     assert top.start_time == T0 and top.user_id == "ann" and top.session_id == "s1"
-    assert top.components["dense"] == pytest.approx(top.score)
+    parts = {k: v for k, v in top.components.items() if not k.endswith("_raw")}
+    assert "dense" in parts and top.score == pytest.approx(sum(parts.values()), abs=1e-4)
 
 
 def test_budget_packing_matches_context(memory: Memory) -> None:
@@ -83,7 +84,8 @@ def test_idempotent_client_ids(memory: Memory) -> None:
 def test_get_history_and_provenance(memory: Memory) -> None:
     ids = memory.add(DOG, user_id="ann", session_id="s1", timestamp=T0)
     rec = memory.get(ids[0])
-    assert rec.kind == "turn" and rec.text == "Ann: I adopted a puppy named Rex last week"
+    # the relative date is resolved against the turn's time and kept next to the words
+    assert rec.kind == "turn" and rec.text.startswith("Ann: I adopted a puppy named Rex last week")
     assert rec.producer["embedder"] == "all-MiniLM-L6-v2"
     hist = memory.history(user_id="ann", session_id="s1")
     assert [h.id for h in hist] == ids
