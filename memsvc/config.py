@@ -148,6 +148,8 @@ class RetrievalConfig(BaseModel):
     if it fits (above 1: never)."""
     annotate_dates: bool = True
     """Write absolute dates next to relative expressions in stored turns ("yesterday [2023-05-07]")."""
+    superseded_weight: float = 0.5
+    """Score multiplier for a unit whose validity ended (a newer fact superseded it)."""
 
 
 class LimitsConfig(BaseModel):

@@ -96,11 +96,18 @@ class HybridRetriever:
         ids unknown to SQL, outside the scope or no longer live are dropped."""
         rows = self.sql.units(scope, [i for i, _ in found])
         srcs = self.sql.sources(list(rows), scope)
-        return [
-            self._hit(rows[uid], srcs.get(uid, []), {component: score}, {}, None)
-            for uid, score in found
-            if uid in rows and rows[uid].status not in ("superseded", "deleted")
-        ]
+        now = datetime.now(UTC)
+        hits = []
+        for uid, score in found:
+            r = rows.get(uid)
+            if r is None or r.status in ("superseded", "deleted"):
+                continue
+            comp = {component: score}
+            if r.valid_to is not None and r.valid_to <= now:  # superseded by a newer fact: rank below
+                comp["validity"] = -(1.0 - self.cfg.superseded_weight) * score
+            hits.append(self._hit(r, srcs.get(uid, []), comp, {}, None))
+        hits.sort(key=lambda h: (-h.score, h.id))
+        return hits
 
     # -- candidate lists ------------------------------------------------------------------------------
     def _time_filter(self, flt: VectorFilter, tc: TimeConstraint) -> VectorFilter | None:
@@ -195,6 +202,18 @@ class HybridRetriever:
 
         rows = self.sql.units(scope, sorted(ids))
         rows = {u: r for u, r in rows.items() if r.level == main and r.status not in ("superseded", "deleted")}
+        for extra in levels:
+            if extra in (main, _EPISODE):
+                continue
+            # summaries / semantic memories asked for explicitly compete as hits of their own
+            dx, lx = self._search(scope, query, qv, flt, extra, max(10, c // 4), "text")
+            ndx, nlx = _norm_dense(dx, cfg.dense_floor), _norm_lexical(lx)
+            more = {u: r for u, r in self.sql.units(scope, sorted(set(ndx) | set(nlx))).items()
+                    if r.level == extra and r.status not in ("superseded", "deleted")}
+            for u in more:
+                comp[u]["dense"] = cfg.dense_weight * ndx.get(u, 0.0)
+                comp[u]["lexical"] = cfg.lexical_weight * nlx.get(u, 0.0)
+            rows.update(more)
         if ep_norm:
             # video scenes have no turn units to lend their score to: they compete as hits themselves
             scenes = {u: r for u, r in self.sql.units(scope, sorted(ep_norm)).items()
@@ -217,6 +236,11 @@ class HybridRetriever:
                 cu["temporal"] = cfg.temporal_weight * temporal_score(tc, _times(r))
             if video is not None and (r.stream_id or "") in video:
                 cu["video"] = cfg.temporal_weight * _video_score(video[r.stream_id or ""], (r.start_ts, r.end_ts))
+        now = datetime.now(UTC)
+        for uid, r in rows.items():
+            if r.valid_to is not None and r.valid_to <= now:  # a newer fact replaced it: rank it below
+                cu = comp[uid]
+                cu["validity"] = -(1.0 - cfg.superseded_weight) * sum(cu.values())
         rec_w = cfg.recency_weight if (tc.recency or cfg.recency_always) else 0.0
         if rec_w > 0:
             ts = {u: r.end_ts.timestamp() for u, r in rows.items()}
