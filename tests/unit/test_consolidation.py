@@ -51,7 +51,7 @@ def _settings(path: Path, **kw: Any) -> Settings:
 
 @pytest.fixture
 def mem(tmp_path: Path) -> Iterator[Memory]:
-    m = Memory(_settings(tmp_path / "m"))
+    m = Memory(_settings(tmp_path / "m", consolidation={"summaries_replace_episodes": True}))
     m.add(_msgs(DAY1), user_id="ann", session_id="s1", timestamp=T0)
     m.add(_msgs(DAY2), user_id="ann", session_id="s2", timestamp=T0 + timedelta(days=20))
     yield m
@@ -262,7 +262,7 @@ def test_killed_mid_job_leaves_no_duplicate_or_lost_memory(mem: Memory, monkeypa
     mem.consolidate()
     crashed = snapshot(mem)
     # the same history consolidated without a crash gives exactly the same memories
-    m2 = Memory(_settings(Path(mem.settings.data_dir).parent / "ref"))
+    m2 = Memory(_settings(Path(mem.settings.data_dir).parent / "ref", consolidation={"summaries_replace_episodes": True}))
     m2.add(_msgs(DAY1), user_id="ann", session_id="s1", timestamp=T0)
     m2.add(_msgs(DAY2), user_id="ann", session_id="s2", timestamp=T0 + timedelta(days=20))
     m2.consolidate()
