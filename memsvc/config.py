@@ -150,6 +150,12 @@ class RetrievalConfig(BaseModel):
     """Write absolute dates next to relative expressions in stored turns ("yesterday [2023-05-07]")."""
     superseded_weight: float = 0.5
     """Score multiplier for a unit whose validity ended (a newer fact superseded it)."""
+    hydrate_min: int = Field(default=50, ge=1)
+    """Every candidate is scored, but only the best ones are read whole (text, metadata, sources):
+    at least this many, or 4 × ``limit`` without a budget ..."""
+    hydrate_per_1k_tokens: int = Field(default=250, ge=1)
+    """... and this many per 1,000 budget tokens with one (a packed turn costs 20+ tokens, so the
+    packer never runs out of hits before the budget does)."""
 
 
 class LimitsConfig(BaseModel):

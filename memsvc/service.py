@@ -264,8 +264,12 @@ class MemoryService:
             time_from=tr[0].timestamp() if tr and tr[0] else None,
             time_to=tr[1].timestamp() if tr and tr[1] else None,
         )
-        ranking = self.retriever.retrieve(scope, q, flt, query_time)
         cfg = self.settings.retrieval
+        if budget_tokens is None:
+            keep = max(cfg.hydrate_min, 4 * (limit or cfg.default_limit))
+        else:
+            keep = max(cfg.hydrate_min, budget_tokens * cfg.hydrate_per_1k_tokens // 1000)
+        ranking = self.retriever.retrieve(scope, q, flt, query_time, keep=keep)
         ranking.hits = video_candidates(self, scope, q, flt, ranking.hits)
         if budget_tokens is None:
             out = _dedup(ranking.hits, limit or cfg.default_limit)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from memsvc.exceptions import ConfigError, MissingDependencyError, StoreError, S
 from memsvc.stores.base import Scope
 from memsvc.stores.sql_schema import EventRow, IndexMetaRow, UnitLinkRow, UnitRow, UnitSourceRow
 
-__all__ = ["SQLRecordStore", "migrate"]
+__all__ = ["SQLRecordStore", "UnitHead", "migrate"]
 
 
 def _migrations_dir() -> Path:
@@ -100,6 +101,25 @@ def _in_scope(q: Select[Any], unit_id: Any, scope: Scope | None) -> Select[Any]:
     return q.join(UnitRow, UnitRow.id == unit_id).where(UnitRow.tenant_id == scope.tenant, UnitRow.user_id == scope.user)
 
 
+_HEAD_CHARS = 80
+
+
+@dataclass(slots=True)
+class UnitHead:
+    """A unit's scoring fields (``SQLRecordStore.unit_heads``); ``head``: the text's first 80 chars."""
+
+    id: str
+    level: str
+    status: str
+    session_id: str | None
+    stream_id: str | None
+    start_ts: datetime
+    end_ts: datetime
+    valid_to: datetime | None
+    head: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
 def _chunks(seq: Sequence[str], n: int = 500) -> Iterator[Sequence[str]]:
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
@@ -124,6 +144,35 @@ class SQLRecordStore:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         if auto_migrate:
             migrate(self.engine)
+        self._sqlite = url.startswith("sqlite")
+        self._grown = 0
+        self._analyzed_rows = 0
+        if self._sqlite and auto_migrate:
+            with contextlib.suppress(OperationalError):  # read-only or busy: plans stay as they are
+                self.analyze()
+
+    def analyze(self) -> None:
+        """Refresh SQLite's planner statistics. Without them SQLite answers ``id IN (...)`` lookups
+        scoped by tenant and user by scanning the user's rows through the scope index instead of probing
+        primary keys: a search's cost then grows with the user's history. ``analysis_limit`` samples a
+        bounded number of rows per index, so this costs milliseconds at any size. PostgreSQL keeps its
+        own statistics (autovacuum); nothing to do there."""
+        if not self._sqlite:
+            return
+        with self.engine.begin() as c:
+            c.exec_driver_sql("PRAGMA analysis_limit=1000")
+            c.exec_driver_sql("ANALYZE")
+            self._analyzed_rows = int(c.exec_driver_sql("SELECT count(*) FROM units").scalar() or 0)
+        self._grown = 0
+
+    def _note_written(self, n: int) -> None:
+        """Re-analyze whenever the store has grown by as many rows as it held at the last analysis."""
+        if not self._sqlite:
+            return
+        self._grown += n
+        if self._grown >= max(1_000, self._analyzed_rows):
+            with contextlib.suppress(OperationalError):  # a busy database: the next write tries again
+                self.analyze()
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
@@ -145,8 +194,9 @@ class SQLRecordStore:
     ) -> None:
         """Insert/merge rows in one transaction (units by primary key; sources of the listed units
         are replaced)."""
+        events, units = list(events), list(units)
         with self.session() as s:
-            s.add_all(list(events))
+            s.add_all(events)
             s.flush()
             for u in units:
                 s.merge(u)
@@ -155,6 +205,7 @@ class SQLRecordStore:
                 s.execute(delete(UnitSourceRow).where(UnitSourceRow.unit_id.in_(chunk)))
             s.add_all(list(sources))
             s.add_all(list(links))
+        self._note_written(len(events) + len(units))
 
     def set_index_state(self, ids: Sequence[str], state: str) -> None:
         with self.session() as s:
@@ -190,6 +241,22 @@ class SQLRecordStore:
                 if live_only:
                     q = q.where(UnitRow.deleted_at.is_(None))
                 out.update({u.id: u for u in s.scalars(q)})
+        return out
+
+    def unit_heads(self, scope: Scope, ids: Sequence[str], with_meta: bool = False) -> dict[str, UnitHead]:
+        """What the ranker scores on, for live units: no full text (its first 80 characters name the
+        speaker), no ORM objects, and ``meta`` only when asked (JSON decoding is the slow part)."""
+        cols = [UnitRow.id, UnitRow.level, UnitRow.status, UnitRow.session_id, UnitRow.stream_id, UnitRow.start_ts,
+                UnitRow.end_ts, UnitRow.valid_to, func.substr(UnitRow.text, 1, _HEAD_CHARS)]
+        if with_meta:
+            cols.append(UnitRow.meta)
+        out: dict[str, UnitHead] = {}
+        with self.session() as s:
+            for chunk in _chunks(list(ids)):
+                q = select(*cols).where(UnitRow.tenant_id == scope.tenant, UnitRow.user_id == scope.user,
+                                        UnitRow.id.in_(chunk), UnitRow.deleted_at.is_(None))
+                for r in s.execute(q):
+                    out[r[0]] = UnitHead(*r[:9], meta=(r[9] or {}) if with_meta else {})
         return out
 
     def sources(self, ids: Sequence[str], scope: Scope | None = None) -> dict[str, list[str]]:

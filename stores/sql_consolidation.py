@@ -256,11 +256,15 @@ class ConsolidationStore:
     # -- retention -------------------------------------------------------------------------------------
     def record_access(self, counts: dict[str, int], now: datetime, growth: float) -> None:
         """A retrieval strengthens a memory: access_count += n, strength += growth * n, last_accessed."""
+        if not counts:
+            return
+        t = UnitRow.__table__
+        stmt = (update(t).where(t.c.id == bindparam("uid"))
+                .values(access_count=t.c.access_count + bindparam("n"),
+                        strength=t.c.strength + bindparam("g"), last_accessed=now))
+        rows = [{"uid": uid, "n": n, "g": growth * n} for uid, n in sorted(counts.items())]
         with self.session() as s:
-            for uid, n in sorted(counts.items()):
-                s.execute(update(UnitRow).where(UnitRow.id == uid).values(
-                    access_count=UnitRow.access_count + n, strength=UnitRow.strength + growth * n,
-                    last_accessed=now))
+            s.connection().execute(stmt, rows)  # one executemany, not a statement per unit
 
     def soft_deleted_before(self, scope: Scope, before: datetime) -> list[str]:
         with self.session() as s:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -37,7 +37,7 @@ from memsvc.embedders import Embedder
 from memsvc.models import Hit
 from memsvc.retrieval.temporal import TimeConstraint, parse_query, temporal_score
 from memsvc.stores import LexicalIndex, Scope, VectorFilter, VectorStore
-from memsvc.stores.sql import SQLRecordStore
+from memsvc.stores.sql import SQLRecordStore, UnitHead
 from memsvc.stores.sql_schema import UnitRow
 
 __all__ = ["HybridRetriever", "Ranking"]
@@ -136,9 +136,11 @@ class HybridRetriever:
 
     # -- ranking --------------------------------------------------------------------------------------
     def retrieve(
-        self, scope: Scope, query: str, flt: VectorFilter | None = None, query_time: datetime | None = None
+        self, scope: Scope, query: str, flt: VectorFilter | None = None, query_time: datetime | None = None,
+        keep: int | None = None,
     ) -> Ranking:
-        """Hits ranked best first (ties by id), with ``components`` holding each score part."""
+        """Hits ranked best first (ties by position, then id), with ``components`` holding each score
+        part; only the ``keep`` best when given (all candidates are scored either way)."""
         cfg = self.cfg
         flt = flt or VectorFilter()
         tc = parse_query(query, query_time or datetime.now(UTC))
@@ -196,19 +198,23 @@ class HybridRetriever:
             for m, e in episode_of.items():
                 comp[m]["episode"] = cfg.episode_weight * ep_norm[e]
         ids = set(comp)
-        missing_ep = [u for u in ids if u not in episode_of]
-        if missing_ep and main == _TURN and _EPISODE in levels:
-            episode_of.update(self.sql.episodes_of(scope, missing_ep))
+        self._fill_dense(qv, ids, raw, comp, dmax)
 
-        rows = self.sql.units(scope, sorted(ids))
-        rows = {u: r for u, r in rows.items() if r.level == main and r.status not in ("superseded", "deleted")}
+        # Reading rows is the slow part at scale, so it narrows in two steps: the best ``2 keep + 100``
+        # candidates by the parts known so far (dense, lexical, context, episode) get the columns the
+        # remaining parts need (time, speaker, validity); the ``keep`` best of those are read whole.
+        pool = ids
+        if keep is not None and len(ids) > 2 * keep + 100:
+            pool = set(sorted(ids, key=lambda u: (-sum(comp[u].values()), u))[: 2 * keep + 100])
+        heads = self.sql.unit_heads(scope, sorted(pool), with_meta=bool(tc.spans))
+        rows = {u: r for u, r in heads.items() if r.level == main and r.status not in ("superseded", "deleted")}
         for extra in levels:
             if extra in (main, _EPISODE):
                 continue
             # summaries / semantic memories asked for explicitly compete as hits of their own
             dx, lx = self._search(scope, query, qv, flt, extra, max(10, c // 4), "text")
             ndx, nlx = _norm_dense(dx, cfg.dense_floor), _norm_lexical(lx)
-            more = {u: r for u, r in self.sql.units(scope, sorted(set(ndx) | set(nlx))).items()
+            more = {u: r for u, r in self.sql.unit_heads(scope, sorted(set(ndx) | set(nlx)), bool(tc.spans)).items()
                     if r.level == extra and r.status not in ("superseded", "deleted")}
             for u in more:
                 comp[u]["dense"] = cfg.dense_weight * ndx.get(u, 0.0)
@@ -216,7 +222,7 @@ class HybridRetriever:
             rows.update(more)
         if ep_norm:
             # video scenes have no turn units to lend their score to: they compete as hits themselves
-            scenes = {u: r for u, r in self.sql.units(scope, sorted(ep_norm)).items()
+            scenes = {u: r for u, r in self.sql.unit_heads(scope, sorted(ep_norm), bool(tc.spans)).items()
                       if r.stream_id is not None and r.status not in ("superseded", "deleted")}
             for u in scenes:
                 comp[u]["dense"] = cfg.dense_weight * nd.get(u, 0.0)
@@ -227,7 +233,7 @@ class HybridRetriever:
         missing_pos = [u for u in rows if u not in pos]
         if missing_pos:
             pos.update(self.sql.positions(scope, missing_pos))
-        self._fill_dense(scope, qv, rows, raw, comp, dmax)
+        self._fill_dense(qv, [u for u in rows if u not in ids], raw, comp, dmax)  # summaries, scenes
         self._speaker(query, rows, pos, comp)
         video = self._video_target(scope, tc, flt)
         for uid, r in rows.items():
@@ -248,19 +254,27 @@ class HybridRetriever:
             for u in rows:
                 comp[u]["recency"] = rec_w * ((ts[u] - lo_t) / (hi_t - lo_t) if hi_t > lo_t else 1.0)
 
-        eps = sorted({episode_of[u] for u in rows if u in episode_of})
+        # the same order as the final sort of the hits (score as the hit rounds it, then history, then id)
+        seq = {u: p[0] for u, p in pos.items()}
+        ranked = sorted(rows, key=lambda u: (-round(sum(comp[u].values()), 6), seq.get(u, 1 << 62), u))
+        kept = ranked[:keep] if keep is not None else ranked
+        full = self.sql.units(scope, kept)
+        missing_ep = [u for u in kept if u not in episode_of]
+        if missing_ep and main == _TURN and _EPISODE in levels:
+            episode_of.update(self.sql.episodes_of(scope, missing_ep))
+        eps = sorted({episode_of[u] for u in kept if u in episode_of})
         ep_rows = self.sql.units(scope, eps) if eps else {}
-        srcs = self.sql.sources(sorted(rows) + sorted(ep_rows))
+        srcs = self.sql.sources(sorted(full) + sorted(ep_rows))
         firsts = {e: srcs[e][0] for e in ep_rows if srcs.get(e)}
         need = [f for f in firsts.values() if f not in pos]
         if need:
             pos.update(self.sql.positions(scope, need))
-        seq = {u: p[0] for u, p in pos.items()}
-        hits = [self._hit(r, srcs.get(u, []), comp[u], raw.get(u, {}), seq.get(u)) for u, r in rows.items()]
+            seq = {u: p[0] for u, p in pos.items()}
+        hits = [self._hit(full[u], srcs.get(u, []), comp[u], raw.get(u, {}), seq.get(u)) for u in kept if u in full]
         # ties: earlier in the user's history first (ids are random, positions are not), then id
         hits.sort(key=lambda h: (-h.score, h.seq if h.seq is not None else 1 << 62, h.id))
         episodes = {e: self._hit(r, srcs.get(e, []), {}, {}, seq.get(firsts.get(e, ""))) for e, r in ep_rows.items()}
-        return Ranking(hits, tc, episodes, {u: e for u, e in episode_of.items() if u in rows and e in episodes})
+        return Ranking(hits, tc, episodes, {u: e for u, e in episode_of.items() if u in full and e in episodes})
 
     def _lend_context(
         self, scope: Scope, ctx: dict[str, float], pos: dict[str, tuple[int, str | None, str | None]],
@@ -285,11 +299,11 @@ class HybridRetriever:
                 pos.setdefault(eid, (seq - d, session, stream))
 
     def _fill_dense(
-        self, scope: Scope, qv: np.ndarray, rows: dict[str, UnitRow], raw: dict[str, dict[str, float]],
+        self, qv: np.ndarray, ids: Iterable[str], raw: dict[str, dict[str, float]],
         comp: dict[str, dict[str, float]], dmax: float,
     ) -> None:
         """Candidates that came from other lists get their exact cosine too (same normalisation)."""
-        missing = [u for u in rows if "dense" not in raw.get(u, {})]
+        missing = [u for u in ids if "dense" not in raw.get(u, {})]
         if not missing or dmax <= self.cfg.dense_floor:
             return
         # only candidates that can still reach the budget matter: the best by their other parts
@@ -303,13 +317,13 @@ class HybridRetriever:
             comp[u]["dense"] = self.cfg.dense_weight * min(1.0, max(0.0, (cos - self.cfg.dense_floor) / span))
 
     def _speaker(
-        self, query: str, rows: dict[str, UnitRow], pos: dict[str, tuple[int, str | None, str | None]],
+        self, query: str, rows: Mapping[str, UnitHead], pos: dict[str, tuple[int, str | None, str | None]],
         comp: dict[str, dict[str, float]],
     ) -> None:
         """Boost turns whose speaker the query names (when it names some but not all speakers)."""
         if self.cfg.speaker_weight <= 0:
             return
-        who = {u: _speaker_of(r.text) for u, r in rows.items() if r.level == _TURN and r.stream_id is None}
+        who = {u: _speaker_of(r.head) for u, r in rows.items() if r.level == _TURN and r.stream_id is None}
         names = {n for n in who.values() if n}
         if len(names) < 2:
             return
@@ -345,7 +359,7 @@ def _speaker_of(text: str) -> str | None:
     return head if sep and 0 < len(head) <= 64 and "\n" not in head else None
 
 
-def _times(u: UnitRow) -> list[tuple[datetime, datetime]]:
+def _times(u: UnitHead) -> list[tuple[datetime, datetime]]:
     out = [(u.start_ts, u.end_ts)]
     for d in (u.meta or {}).get("dates", []) or []:
         try:

@@ -405,3 +405,29 @@ def test_an_unusable_sqlite_path_is_unavailable(tmp_path: Path) -> None:
 def test_a_bad_url_is_a_config_error(url: str) -> None:
     with pytest.raises(ConfigError):
         SQLRecordStore(url)
+
+
+def test_sqlite_keeps_planner_statistics_so_scoped_id_lookups_probe_the_primary_key(tmp_path: Path) -> None:
+    """Without statistics SQLite serves ``tenant/user + id IN (...)`` by scanning every row of the user
+    through the scope index (a search then slows down as the history grows); the store analyzes on
+    open and as it grows, so the lookup probes the primary key."""
+    s = SQLRecordStore(f"sqlite:///{tmp_path / 'memsvc.db'}")
+    try:
+        for batch in range(3):
+            units = [unit(A, text=f"turn {batch}-{i}") for i in range(600)]
+            s.write(units=units)
+        with s.engine.connect() as c:
+            assert c.exec_driver_sql("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'units'").scalar()
+            ids = [u.id for u in units[:50]]
+            q = (
+                "EXPLAIN QUERY PLAN SELECT id FROM units WHERE tenant_id = ? AND user_id = ? AND id IN ("
+                + ",".join("?" * len(ids)) + ") AND deleted_at IS NULL"
+            )
+            plan = " ".join(str(r[-1]) for r in c.exec_driver_sql(q, (A.tenant, A.user, *ids)))
+        assert "(id=?)" in plan, plan
+        heads = s.unit_heads(A, ids)
+        assert set(heads) == set(ids)
+        assert heads[ids[0]].head == "turn 2-0" and heads[ids[0]].meta == {}
+        assert s.unit_heads(Scope(A.tenant, "someone-else"), ids) == {}
+    finally:
+        s.close()
