@@ -150,6 +150,11 @@ class RetrievalConfig(BaseModel):
     """Write absolute dates next to relative expressions in stored turns ("yesterday [2023-05-07]")."""
     superseded_weight: float = 0.5
     """Score multiplier for a unit whose validity ended (a newer fact superseded it)."""
+    reranker: ComponentConfig = Field(default_factory=lambda: ComponentConfig(backend="none"))
+    """Second stage over the best fused hits: ``none``, ``mmr`` (``{"lambda": 0.7}``) or ``cross-encoder``
+    (``{"model": path, "mix": 1.0}``); see ``memsvc.retrieval.rerank``."""
+    rerank_top: int = Field(default=50, ge=1)
+    """How many of the best fused hits the reranker reorders."""
     hydrate_min: int = Field(default=50, ge=1)
     """Every candidate is scored, but only the best ones are read whole (text, metadata, sources):
     at least this many, or 4 × ``limit`` without a budget ..."""

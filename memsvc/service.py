@@ -22,6 +22,7 @@ from memsvc.models import ChatEvent, Hit, MemoryRecord, VideoEvent
 from memsvc.pipeline import Ingestor, unit_text
 from memsvc.retrieval.hybrid import HybridRetriever
 from memsvc.retrieval.packing import format_context, pack
+from memsvc.retrieval.rerank import RERANKERS, RerankContext, rerank_top
 from memsvc.segmenters import SEGMENTERS, Segmenter
 from memsvc.stores import LEXICAL_INDEXES, VECTOR_STORES, LexicalIndex, Scope, VectorFilter, VectorStore
 from memsvc.stores.sql import SQLRecordStore
@@ -74,6 +75,8 @@ class MemoryService:
         if settings.profile == "embedded":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.embedder = embedder or EMBEDDERS.create(settings.embedder.backend, **settings.embedder.options)
+        rr = settings.retrieval.reranker
+        self.reranker = RERANKERS.create(rr.backend, **rr.options)  # models inside load on first use
         self.sql = SQLRecordStore(settings.sql_url, auto_migrate=settings.auto_migrate)
         try:
             if reindex:
@@ -271,6 +274,8 @@ class MemoryService:
             keep = max(cfg.hydrate_min, budget_tokens * cfg.hydrate_per_1k_tokens // 1000)
         ranking = self.retriever.retrieve(scope, q, flt, query_time, keep=keep)
         ranking.hits = video_candidates(self, scope, q, flt, ranking.hits)
+        ranking.hits = rerank_top(self.reranker, q, ranking.hits, cfg.rerank_top,
+                                  RerankContext(vectors=self.vectors.fetch, embed=self.embedder.embed))
         if budget_tokens is None:
             out = _dedup(ranking.hits, limit or cfg.default_limit)
         else:

