@@ -12,37 +12,26 @@ quantization tensors, plus JSON metadata in the safetensors header (key ``memsvc
 version, unit id, model id and revision, dtype, layer count, kv heads, head dim, sha256 of the token
 ids, content hash, logical length, press spec, per-layer kind/kept counts, creation time.
 
-Invalidation (the cascade the service's delete path must trigger):
+Invalidation (the delete cascade; the torch-free half lives in :mod:`memsvc.gpu.kv_files`):
 
 * **changed text** — entries are keyed by unit id + content hash; ``get``/``put`` for a unit with a new
   content hash delete every file of that unit made from another text;
-* **deleted episode** — :meth:`EpisodeKVStore.invalidate` removes all entries of the given unit ids;
-  :meth:`EpisodeKVStore.invalidate_scope` removes every entry written with a ``scope`` (a user).
-
-Hook for the service (to be wired by the lead; both calls are idempotent and ignore unknown ids):
-
-* ``MemoryService.delete``: after ``self.sql.delete_units(sorted(dead))``, call
-  ``episode_store.invalidate(dead | rebuild)`` (rebuilt episodes change text; the content hash would
-  also catch them on the next read, but dropping them at once frees the disk);
-* ``MemoryService.delete_user``: ``episode_store.invalidate_scope(f"{tenant}/{user}")`` (entries are
-  written with that ``scope``);
-* consolidation that merges or rewrites episodes: ``invalidate(changed_unit_ids)``.
-
-Content hashes should come from the text the service stores for the unit
-(``EpisodeKVStore.content_hash(text)``), or from the exact prompt prefix the runtime prefilled.
+* **changed or deleted unit** — ``MemoryService`` tells the store's directory through
+  :class:`~memsvc.gpu.kv_files.EpisodeKVInvalidator` (a ``memsvc.listeners.UnitListener``, installed when
+  ``settings.gpu.episode_kv_dir`` is set) on ``delete``, ``delete_user``, ``delete_stream`` and the
+  consolidation jobs that rewrite or remove units. :meth:`EpisodeKVStore.load` then raises
+  :class:`~memsvc.exceptions.KVCacheInvalidated`, and ``put`` refuses a deleted unit or a rewritten text.
 
 Loading returns tensors bit-identical to those saved.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,12 +41,13 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers.cache_utils import DynamicCache
 
+from memsvc.exceptions import RecordNotFound
 from memsvc.gpu.cache import CompressedLayer, as_compressed, layer_from_tensors, make_cache
+from memsvc.gpu.kv_files import META_KEY, EpisodeKVFiles
 
 __all__ = ["EpisodeKVStore", "StoredEpisode"]
 
 FORMAT_VERSION = 1
-_META_KEY = "memsvc_episode_kv"
 
 
 @dataclass
@@ -69,11 +59,7 @@ class StoredEpisode:
     path: Path
 
 
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-class EpisodeKVStore:
+class EpisodeKVStore(EpisodeKVFiles):
     """Prefilled episode caches on local disk, one model per store instance.
 
     Args:
@@ -83,23 +69,13 @@ class EpisodeKVStore:
     """
 
     def __init__(self, root: Path | str, model_id: str, revision: str | None = None):
-        self.root = Path(root)
+        super().__init__(root)
         self.model_id = model_id
         self.revision = revision or ""
 
     # -- keys -----------------------------------------------------------------------------------
-    @staticmethod
-    def content_hash(text_or_ids: str | Sequence[int]) -> str:
-        """sha256 of an episode's text (or of its token ids)."""
-        if isinstance(text_or_ids, str):
-            return _sha(text_or_ids)
-        return _sha(",".join(str(int(t)) for t in text_or_ids))
-
-    def _unit_dir(self, unit_id: str) -> Path:
-        return self.root / _sha(str(unit_id))[:20]
-
     def _spec_hash(self, press_spec: str, dtype: str) -> str:
-        return _sha(json.dumps([self.model_id, self.revision, dtype, press_spec]))[:12]
+        return self.content_hash(json.dumps([self.model_id, self.revision, dtype, press_spec]))[:12]
 
     def path_for(self, unit_id: str, content_hash: str, press_spec: str, dtype: str) -> Path:
         """Where the entry for this unit, text, press and dtype lives."""
@@ -133,7 +109,9 @@ class EpisodeKVStore:
 
         Replaces entries of the unit made from another text. Written atomically (temp file + rename).
         ``scope`` (e.g. ``"<tenant>/<user>"``) lets :meth:`invalidate_scope` find the entry later.
+        Raises ``KVCacheInvalidated`` for a deleted unit or a text its unit no longer has.
         """
+        self.check_store(unit_id, content_hash)
         layers = [as_compressed(layer) for layer in cache.layers]
         tensors: dict[str, torch.Tensor] = {}
         layer_meta = []
@@ -168,20 +146,15 @@ class EpisodeKVStore:
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         os.close(fd)
         try:
-            save_file(tensors, tmp, metadata={_META_KEY: json.dumps(meta)})
+            save_file(tensors, tmp, metadata={META_KEY: json.dumps(meta)})
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+        self._restored(unit_id, content_hash)
         return path
 
     # -- read -----------------------------------------------------------------------------------
-    @staticmethod
-    def read_meta(path: Path | str) -> dict[str, Any]:
-        """The metadata of one stored file."""
-        with safe_open(str(path), framework="pt") as f:
-            return json.loads((f.metadata() or {})[_META_KEY])  # type: ignore[no-any-return]
-
     def get(
         self,
         unit_id: str,
@@ -193,6 +166,9 @@ class EpisodeKVStore:
     ) -> StoredEpisode | None:
         """The stored cache for this unit/text/press/dtype, or ``None``. Stale entries of the unit (other
         texts) are deleted on the way."""
+        tomb = self.tombstone(unit_id)
+        if tomb is not None and tomb.get("final"):
+            return None
         self._drop_stale(unit_id, content_hash)
         dt = str(dtype).removeprefix("torch.")
         path = self.path_for(unit_id, content_hash, press_spec, dt)
@@ -200,7 +176,7 @@ class EpisodeKVStore:
             return None
         tensors: dict[str, torch.Tensor] = {}
         with safe_open(str(path), framework="pt", device=str(device)) as f:
-            meta = json.loads((f.metadata() or {})[_META_KEY])
+            meta = json.loads((f.metadata() or {})[META_KEY])
             for name in f.keys():  # noqa: SIM118 - safe_open is not a mapping
                 tensors[name] = f.get_tensor(name)
         if (meta.get("model_id"), meta.get("revision"), meta.get("content_hash")) != (
@@ -216,43 +192,19 @@ class EpisodeKVStore:
             layers.append(layer_from_tensors(own, lm))
         return StoredEpisode(make_cache(list(layers)), meta, path)
 
-    def entries(self, unit_id: str | None = None) -> list[dict[str, Any]]:
-        """Metadata of every stored entry (of one unit when given)."""
-        dirs = (
-            [self._unit_dir(unit_id)]
-            if unit_id is not None
-            else [p for p in self.root.glob("*") if p.is_dir()]
-        )
-        return [self.read_meta(f) for d in dirs if d.is_dir() for f in sorted(d.glob("*.safetensors"))]
-
-    # -- invalidation -----------------------------------------------------------------------------
-    def invalidate(self, unit_ids: Iterable[str]) -> int:
-        """Delete every stored cache of these units (call from the service's delete path). Returns the
-        number of files removed; unknown ids are ignored."""
-        removed = 0
-        for uid in unit_ids:
-            d = self._unit_dir(uid)
-            if d.is_dir():
-                removed += sum(1 for _ in d.glob("*.safetensors"))
-                shutil.rmtree(d, ignore_errors=True)
-        return removed
-
-    def invalidate_scope(self, scope: str) -> int:
-        """Delete every entry written with this ``scope`` (a user's whole memory, e.g. on
-        ``delete_user``). Scans entry headers; returns the number of files removed."""
-        removed = 0
-        if not self.root.is_dir():
-            return 0
-        for f in list(self.root.glob("*/*.safetensors")):
-            try:
-                hit = self.read_meta(f).get("scope") == scope
-            except (OSError, KeyError, ValueError):  # unreadable or foreign file: leave it alone
-                continue
-            if hit:
-                f.unlink(missing_ok=True)
-                removed += 1
-        return removed
-
-    def nbytes(self) -> int:
-        """Disk bytes used by the store."""
-        return sum(f.stat().st_size for f in self.root.rglob("*.safetensors")) if self.root.exists() else 0
+    def load(
+        self,
+        unit_id: str,
+        *,
+        content_hash: str,
+        press_spec: str = "none",
+        dtype: torch.dtype | str = "float32",
+        device: str | torch.device = "cpu",
+    ) -> StoredEpisode:
+        """Like :meth:`get`, but raises: ``KVCacheInvalidated`` when the unit was deleted or this text's
+        cache was invalidated, ``RecordNotFound`` when nothing was ever stored for it."""
+        hit = self.get(unit_id, content_hash=content_hash, press_spec=press_spec, dtype=dtype, device=device)
+        if hit is None:
+            self.check_load(unit_id, content_hash)
+            raise RecordNotFound(f"no stored KV cache for unit {unit_id!r} with this text, press and dtype")
+        return hit

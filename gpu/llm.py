@@ -75,6 +75,9 @@ class LLM:
         revision: model revision to load (recorded with stored caches).
         system_prompt: the instruction that opens every prompt.
         query_aware: prefill the question with the memory (SnapKV-style) instead of after compression.
+        max_new_tokens: default answer length.
+
+    ``memsvc.gpu.runtime.answerer_from_config(settings.gpu)`` builds one from ``Settings``.
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class LLM:
         system_prompt: str = DEFAULT_SYSTEM,
         query_aware: bool = False,
         trust_remote_code: bool = False,
+        max_new_tokens: int = 256,
     ):
         try:
             import torch
@@ -119,6 +123,7 @@ class LLM:
         self.press = _resolve_press(press, press_options)
         self.system_prompt = system_prompt
         self.query_aware = query_aware
+        self.max_new_tokens = max_new_tokens
         if episode_store is not None and not hasattr(episode_store, "invalidate"):
             from memsvc.gpu.episode_store import EpisodeKVStore
 
@@ -192,6 +197,7 @@ class LLM:
         )
         if hit is not None:
             return hit.cache, True
+        self.episode_store.check_store(unit_id, chash)  # a deleted unit or old text: refuse before prefill
         ids = self._encode(prefix, first=True)
         cache, _ = self.prefill(ids, press)
         self.episode_store.put(
@@ -216,7 +222,7 @@ class LLM:
         budget_tokens: int = 1000,
         episode: tuple[str, str] | tuple[str, str, str] | None = None,
         history: Sequence[dict[str, str]] = (),
-        max_new_tokens: int = 256,
+        max_new_tokens: int | None = None,
         temperature: float = 0.0,
         top_p: float = 1.0,
         press: Any = None,
@@ -245,7 +251,8 @@ class LLM:
                 else:
                     cache, _ = self.prefill(self._encode(prefix, first=True), press)
                     first = self._feed(cache, self._encode(suffix, first=False))
-            yield from self._decode(cache, first, max_new_tokens, temperature, top_p, seed)
+            limit = self.max_new_tokens if max_new_tokens is None else max_new_tokens
+            yield from self._decode(cache, first, limit, temperature, top_p, seed)
 
     def answer(self, question: str, **kwargs: Any) -> str:
         """The whole answer (``stream`` joined)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,6 +25,7 @@ __all__ = [
     "ConsolidationConfig",
     "DecayConfig",
     "EmbedderConfig",
+    "GPUConfig",
     "LexicalConfig",
     "LimitsConfig",
     "RetrievalConfig",
@@ -266,6 +267,72 @@ class WorkerConfig(BaseModel):
     concurrency: int | None = None
 
 
+class GPUConfig(BaseModel):
+    """The answering LLM (``memsvc.gpu``): a local transformers model with a compressed KV cache, or an
+    external OpenAI-compatible server (vLLM, SGLang) when ``base_url`` is set. With neither, the REST
+    app serves no ``/v1/chat/completions``.
+
+        Settings(gpu={"model": "Qwen/Qwen2.5-0.5B-Instruct", "press": "snapkv", "compression_ratio": 0.75})
+        MEMSVC_GPU__MODEL=/models/qwen MEMSVC_GPU__KV_BITS=4 MEMSVC_GPU__EPISODE_KV_DIR=/var/memsvc/kv
+        MEMSVC_GPU__BASE_URL=http://gpu-host:8001/v1 MEMSVC_GPU__MODEL=Qwen/Qwen2.5-7B-Instruct
+    """
+
+    model: str | None = None
+    """Hugging Face name or local path of a causal LM; with ``base_url``, the model name on that server."""
+    revision: str | None = None
+    """Model revision (recorded with stored episode caches)."""
+    device: str = "auto"
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:<n>``."""
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    """``auto``: bfloat16 on CUDA, float32 on CPU."""
+    press: str | None = None
+    """KV press from ``memsvc.gpu.policies.PRESSES`` (``snapkv``, ``expected_attention``, ``knorm``,
+    ``streaming_llm``); None keeps the full cache."""
+    compression_ratio: float = Field(default=0.5, ge=0.0, lt=1.0)
+    """Share of the memory prefix's KV the press drops."""
+    press_options: dict[str, Any] = Field(default_factory=dict)
+    """Other press parameters, e.g. ``{"window_size": 32}``."""
+    kv_bits: Literal[2, 4, 8] | None = None
+    """KIVI quantization of the (pruned) KV cache to this many bits; None keeps 16/32-bit values."""
+    query_aware: bool = False
+    """Prefill the question with the memory (best for ``snapkv``) instead of after compression."""
+    episode_kv_dir: Path | None = None
+    """Directory of the episode KV store. When set, every process (API, worker, SDK) invalidates its
+    entries on deletes and consolidation, with or without a GPU."""
+    max_new_tokens: int = Field(default=256, ge=1)
+    """Completion length when a request sets none."""
+    budget_tokens: int = Field(default=1000, ge=1)
+    """Memory context budget per chat request (``Memory.context``)."""
+    system_prompt: str | None = None
+    """Instruction that opens every prompt (default: the runtime's memory-assistant prompt)."""
+    base_url: str | None = None
+    """An external OpenAI-compatible server (``http://host:port/v1``) that answers instead of a local
+    model; memsvc adds the memory context and forwards the chat request (prefix caching happens there)."""
+    api_key: SecretStr | None = None
+    """Bearer key for ``base_url``."""
+    timeout_s: float = Field(default=300.0, gt=0)
+    """Request timeout towards ``base_url``."""
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        head, _, idx = v.partition(":")
+        if head not in ("auto", "cpu", "cuda") or (idx and (head != "cuda" or not idx.isdigit())):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:<n>, not {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _remote_needs_model(self) -> GPUConfig:
+        if self.base_url is not None and not self.model:
+            raise ValueError("gpu.base_url needs gpu.model (the model name on that server)")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """Whether an answering model is configured (local or remote)."""
+        return bool(self.model)
+
+
 class Settings(BaseSettings):
     """All memsvc settings. ``Settings(data_dir=...)`` or env vars ``MEMSVC_*``."""
 
@@ -290,6 +357,7 @@ class Settings(BaseSettings):
     video: VideoConfig = Field(default_factory=VideoConfig)
     consolidation: ConsolidationConfig = Field(default_factory=ConsolidationConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    gpu: GPUConfig = Field(default_factory=GPUConfig)
 
     @field_validator("data_dir", mode="after")
     @classmethod

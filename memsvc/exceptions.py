@@ -13,6 +13,7 @@ Hierarchy::
     ├── StoreError                           a storage backend failed
     │   ├── StoreUnavailable                 (retryable) the backend cannot be reached
     │   ├── RecordNotFound (KeyError)        an id that does not exist for this tenant/user
+    │   │   └── KVCacheInvalidated           a stored episode KV cache whose unit changed or was deleted
     │   └── IndexMismatchError               a vector index built by another embedder/dimension
     ├── CompressionError
     ├── SegmentationError
@@ -34,6 +35,7 @@ __all__ = [
     "GPUOutOfMemory",
     "IndexMismatchError",
     "InvalidInputError",
+    "KVCacheInvalidated",
     "MemsvcError",
     "MissingDependencyError",
     "ModelError",
@@ -95,6 +97,11 @@ class RecordNotFound(StoreError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; keep the plain message
         return str(self.args[0]) if self.args else "record not found"
+
+
+class KVCacheInvalidated(RecordNotFound):
+    """A stored episode KV cache was invalidated: its memory unit was deleted (for good), or its text
+    changed (the cache of the old text is gone; a new one may be stored for the new text)."""
 
 
 class IndexMismatchError(StoreError):

@@ -18,6 +18,7 @@ from memsvc._types import Level
 from memsvc.config import Settings
 from memsvc.embedders import EMBEDDERS, IMAGE_EMBEDDERS, Embedder, ImageEmbedder
 from memsvc.exceptions import ConfigError, IndexMismatchError, InvalidInputError, RecordNotFound
+from memsvc.listeners import ChangeKind, UnitListener, notify
 from memsvc.models import ChatEvent, Hit, MemoryRecord, VideoEvent
 from memsvc.pipeline import Ingestor, unit_text
 from memsvc.retrieval.hybrid import HybridRetriever
@@ -109,6 +110,12 @@ class MemoryService:
 
         self.access = AccessLog()
         """Retrievals counted for decay (strength grows with use); flushed by consolidation."""
+        self.listeners: list[UnitListener] = []
+        """Told about changed and deleted units (shared with tenant views); see ``memsvc.listeners``."""
+        if settings.gpu.episode_kv_dir is not None:
+            from memsvc.gpu.kv_files import EpisodeKVInvalidator  # torch-free
+
+            self.listeners.append(EpisodeKVInvalidator(settings.gpu.episode_kv_dir))
         self._life = {"closed": False}  # shared with tenant views
         self._close_lock = threading.Lock()
         self.repair()
@@ -193,6 +200,15 @@ class MemoryService:
 
     def scope(self, user_id: Any) -> Scope:
         return Scope(self.tenant, check_id(user_id, "user_id"))  # type: ignore[arg-type]
+
+    def add_listener(self, listener: UnitListener) -> None:
+        """Tell ``listener`` about every later unit change or delete (all tenant views share it)."""
+        self.listeners.append(listener)
+
+    def notify(self, kind: ChangeKind, scope: Scope, unit_ids: Sequence[str] | set[str], cause: str) -> None:
+        """Tell the listeners that these units changed or went away (call after the SQL write)."""
+        if self.listeners:
+            notify(self.listeners, kind, scope, unit_ids, cause)
 
     # -- writes ------------------------------------------------------------------------------------
     def add_chat(self, events: Sequence[ChatEvent]) -> list[str]:
@@ -348,6 +364,7 @@ class MemoryService:
             self.video.units_deleted(scope, sorted(dead))
             if self.lexical is not None:
                 self.lexical.delete(sorted(dead))
+            self.notify("deleted", scope, dead, "delete")
             self._rebuild_episodes(scope, sorted(rebuild))
             self.ingestor.forget_cache(scope)
         return len(dead)
@@ -357,6 +374,7 @@ class MemoryService:
         scenes = [u for u, r in rows.items() if (r.meta or {}).get("scene")]
         if scenes:
             self.video.rebuild_scenes(scope, scenes)
+            self.notify("changed", scope, scenes, "rebuild")
             rows = {u: r for u, r in rows.items() if u not in scenes}
         srcs = self.sql.sources(ids, scope)
         empty, changed = [], []
@@ -379,11 +397,14 @@ class MemoryService:
         if changed:
             self.sql.write(units=changed)
             self.ingestor.reindex(changed)
+        self.notify("deleted", scope, empty, "rebuild")
+        self.notify("changed", scope, [u.id for u in changed], "rebuild")
 
     def delete_user(self, user_id: Any) -> int:
         """Remove every event, unit and vector of a user. Returns units removed."""
         scope = self.scope(user_id)
         with self.ingestor._lock(scope):
+            ids = self.sql.unit_ids(scope) if self.listeners else set()
             n = self.sql.delete_scope(scope)
             from memsvc.stores.sql_consolidation import ConsolidationStore
 
@@ -393,6 +414,7 @@ class MemoryService:
             if self.lexical is not None:
                 self.lexical.delete_scope(scope)
             self.ingestor.forget_cache(scope)
+            self.notify("user_deleted", scope, ids, "delete_user")
         return n
 
     def stats(self, user_id: Any | None = None) -> dict[str, int]:

@@ -423,6 +423,12 @@ class SQLRecordStore:
                 q = q.where(UnitRow.tenant_id == scope.tenant, UnitRow.user_id == scope.user)
             return set(s.scalars(q))
 
+    def unit_ids(self, scope: Scope) -> set[str]:
+        """Every unit id of a user, live or not."""
+        with self.session() as s:
+            return set(s.scalars(select(UnitRow.id).where(UnitRow.tenant_id == scope.tenant,
+                                                          UnitRow.user_id == scope.user)))
+
     def count(self, scope: Scope | None = None) -> dict[str, int]:
         """Number of events and of live units per level."""
         with self.session() as s:

@@ -5,6 +5,8 @@
         -> /healthz /readyz /metrics /openapi.json
         -> /v1/...        tenant key -> Memory.for_tenant(key.tenant)
         -> /v1/admin/...  admin key  -> APIKeyStore
+        -> /v1/chat/completions /v1/models   tenant key; only when ``settings.gpu.model`` is set
+           (memsvc.gpu: a local LLM, or an external OpenAI-compatible server at ``gpu.base_url``)
 
 One ``Memory`` per process: the embedded qdrant-edge shard admits a single process, and the service
 profile scales by running more processes against PostgreSQL and a Qdrant server.
@@ -16,14 +18,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
-from memsvc.api.auth import ApiState, run_blocking, state_of
+from memsvc.api.auth import ApiState, run_blocking, state_of, tenant_memory
 from memsvc.api.config import ApiConfig
 from memsvc.api.errors import BoundaryMiddleware, install_handlers
 from memsvc.api.metrics import Metrics
@@ -32,7 +34,7 @@ from memsvc.api.schemas import HealthResponse
 from memsvc.config import Settings
 from memsvc.sdk import Memory
 from memsvc.stores.base import Scope
-from memsvc.stores.sql_keys import APIKeyStore, utcnow
+from memsvc.stores.sql_keys import APIKey, APIKeyStore, utcnow
 
 __all__ = ["create_app"]
 
@@ -62,10 +64,12 @@ def create_app(
     config: ApiConfig | None = None,
     auth_cache_s: float = 2.0,
     warmup: bool = False,
+    llm: Any = None,
 ) -> FastAPI:
     """The REST app over ``memory`` (or a new ``Memory(settings)``, closed on shutdown). With
     ``warmup``, startup loads the embedder in the background and ``/readyz`` answers 503 until then,
-    so no client request pays for the model load."""
+    so no client request pays for the model load. With a model in ``settings.gpu`` (or an answerer
+    given as ``llm``) the OpenAI-compatible chat routes are mounted, scoped by the key's tenant."""
     from memsvc import __version__
 
     owns = memory is None
@@ -86,6 +90,9 @@ def create_app(
                 yield
             finally:
                 tg.cancel_scope.cancel()
+        close = getattr(app.state.answerer, "close", None)
+        if callable(close):
+            close()
         if state.owns_memory:
             await anyio.to_thread.run_sync(state.memory.close)
 
@@ -99,6 +106,10 @@ def create_app(
     install_handlers(app)
     app.include_router(v1)
     app.include_router(admin)
+    answerer = llm if llm is not None else _answerer(mem.settings)
+    app.state.answerer = answerer
+    if answerer is not None:
+        app.include_router(_chat_router(answerer, mem.settings))
 
     @app.get("/healthz", response_model=HealthResponse, tags=["ops"])
     async def healthz() -> Any:
@@ -125,6 +136,31 @@ def create_app(
 
     app.add_middleware(BoundaryMiddleware, max_body_bytes=cfg.max_body_bytes, metrics=metrics)
     return app
+
+
+def _answerer(settings: Settings) -> Any:
+    if not settings.gpu.enabled:
+        return None
+    from memsvc.gpu.runtime import answerer_from_config
+
+    return answerer_from_config(settings.gpu)
+
+
+async def _tenant_view(ctx: Annotated[tuple[Memory, APIKey], Depends(tenant_memory)]) -> Memory:
+    return ctx[0]
+
+
+def _chat_router(answerer: Any, settings: Settings) -> APIRouter:
+    """``/v1/chat/completions`` and ``/v1/models`` behind tenant keys; ``user`` picks whose memory."""
+    from memsvc.gpu.openai_api import create_openai_router
+
+    return create_openai_router(
+        answerer,
+        memory_dependency=_tenant_view,
+        budget_tokens=settings.gpu.budget_tokens,
+        default_max_tokens=settings.gpu.max_new_tokens,
+        dependencies=[Depends(tenant_memory)],
+    )
 
 
 async def _warm(st: ApiState) -> None:

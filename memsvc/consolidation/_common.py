@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memsvc.config import ConsolidationConfig
-from memsvc.stores import VectorPoint
+from memsvc.stores import Scope, VectorPoint
 from memsvc.stores.sql_consolidation import ConsolidationStore
 from memsvc.stores.sql_schema import UnitRow
 
@@ -78,13 +78,15 @@ def index_units(svc: MemoryService, units: Sequence[UnitRow], vectors: np.ndarra
     return len(units)
 
 
-def remove_units(svc: MemoryService, ids: Sequence[str]) -> int:
-    """Delete units and everything derived from them (SQL first, then vectors)."""
+def remove_units(svc: MemoryService, scope: Scope, ids: Sequence[str], cause: str = "consolidation") -> int:
+    """Delete a user's units and everything derived from them (SQL first, then vectors, then the
+    unit listeners)."""
     if not ids:
         return 0
-    dead = sorted(svc.sql.descendants(ids))
-    svc.sql.delete_units(dead)
+    dead = sorted(svc.sql.descendants(ids, scope))
+    svc.sql.delete_units(dead, scope)
     svc.vectors.delete(dead)
     if svc.lexical is not None:
         svc.lexical.delete(dead)
+    svc.notify("deleted", scope, dead, cause)
     return len(dead)

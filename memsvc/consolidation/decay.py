@@ -99,6 +99,7 @@ def decay(svc: MemoryService, scope: Scope, now: datetime | None = None) -> dict
         svc.vectors.delete(forget)
         if svc.lexical is not None:
             svc.lexical.delete(forget)
+        svc.notify("evicted", scope, forget, "decay")
     changed: list[UnitRow] = []
     for u in compress:
         text = compress_unit_text(svc, u, cfg.compress_rate)
@@ -107,4 +108,5 @@ def decay(svc: MemoryService, scope: Scope, now: datetime | None = None) -> dict
         u.text = text
         changed.append(u)
     index_units(svc, changed)
+    svc.notify("changed", scope, [u.id for u in changed], "decay")
     return {"compressed": len(changed), "soft_deleted": len(forget), "hard_deleted": len(hard)}

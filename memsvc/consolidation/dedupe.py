@@ -168,13 +168,15 @@ def merge_near_duplicates(svc: MemoryService, scope: Scope) -> int:
     # members of every wanted merge leave the index; members of merges no longer wanted come back
     stale = sorted(set(merged) - set(wanted))
     freed = sorted({m for mid in stale for m in old_members.get(mid, ())} - set(members))
-    st.update_units({i: {"status": "superseded", "index_state": "none"} for i in members
-                     if i in rows and (rows[i].status, rows[i].index_state) != ("superseded", "none")})
+    newly = [i for i in members if i in rows and (rows[i].status, rows[i].index_state) != ("superseded", "none")]
+    st.update_units({i: {"status": "superseded", "index_state": "none"} for i in newly})
     st.update_units({i: {"status": "closed", "index_state": "pending"} for i in freed})
-    svc.sql.delete_units(stale)
+    svc.sql.delete_units(stale, scope)
     svc.vectors.delete(stale + members)
     if svc.lexical is not None:
         svc.lexical.delete(stale + members)
+    svc.notify("deleted", scope, stale, "merge")
+    svc.notify("evicted", scope, newly, "merge")
     if written:
         index_units(svc, written, np.stack([
             np.mean(np.stack([np.asarray(vecs[i]) for i in sorted(wanted[u.id]) if i in vecs] or

@@ -75,6 +75,7 @@ def recompress(svc: MemoryService, scope: Scope, now: datetime | None = None) ->
         u.text = text
         done.append(u)
     index_units(svc, done)
+    svc.notify("changed", scope, [u.id for u in done], "recompress")
     requantize = getattr(svc.vectors, "requantize", None)
     if callable(requantize):
         requantize()

@@ -64,7 +64,7 @@ def _drop_stale(svc: MemoryService, scope: Scope) -> int:
     stale = [m for m, u in maybe.items() if any(
         c not in eps or derived_id("members", *srcs.get(c, [])) != (u.meta or {}).get("members_hash")
         for c in kids.get(m, []))]
-    return remove_units(svc, stale)
+    return remove_units(svc, scope, stale, "summarize")
 
 
 def summarize_episodes(svc: MemoryService, scope: Scope) -> dict[str, int]:
@@ -182,7 +182,7 @@ def summarize_semantic(svc: MemoryService, scope: Scope) -> dict[str, int]:
             wanted[derived_id("topic", scope.tenant, scope.user, *sorted(m.id for m in members), summ.name,
                               summ.version)] = ("topic", key, members)
     stale = sorted(set(existing) - set(wanted))
-    removed = remove_units(svc, stale)
+    removed = remove_units(svc, scope, stale, "summarize")
     new = [(uid, w) for uid, w in sorted(wanted.items()) if uid not in existing]
     all_srcs = svc.sql.sources([m.id for _, (_, _, ms) in new for m in ms]) if new else {}
     seq = {e.id: e.seq for e in svc.sql.events(scope, sorted({x for v in all_srcs.values() for x in v})).values()}

@@ -413,6 +413,7 @@ class VideoIngestor:
             self.frames.delete_scenes(sorted(dead))
             self.forget(scope, stream)
             svc.ingestor.forget_cache(scope)
+            svc.notify("deleted", scope, dead, "delete_stream")
         return len(dead)
 
     def delete_scope(self, scope: Scope) -> None:

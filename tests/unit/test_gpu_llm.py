@@ -15,7 +15,7 @@ pytest.importorskip("fastapi")
 from fastapi import FastAPI  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-from memsvc.exceptions import ConfigError  # noqa: E402
+from memsvc.exceptions import ConfigError, KVCacheInvalidated  # noqa: E402
 from memsvc.gpu.llm import LLM, resolve_device  # noqa: E402
 from memsvc.gpu.openai_api import create_openai_router  # noqa: E402
 from tests.unit.gpu_fixtures import save_tiny_chat_model  # noqa: E402
@@ -89,9 +89,14 @@ def test_episode_answers_reuse_the_stored_kv(model_dir: Path, tmp_path: Path) ->
     assert llm.answer("dog name?", episode=episode, max_new_tokens=8) == first
     # same compressed prefix computed in memory gives the same answer as the stored one
     assert llm.answer("dog name?", context=episode[1], max_new_tokens=8) == first
-    assert llm.episode_store.invalidate(["unit-1"]) == 1
-    _, hit = llm.episode_cache(*episode)
+    assert llm.episode_store.invalidate(["unit-1"], kind="changed") == 1  # the unit's text was rewritten
+    with pytest.raises(KVCacheInvalidated):
+        llm.episode_cache(*episode)
+    _, hit = llm.episode_cache("unit-1", episode[1] + "\nAnn: He is two now.")
     assert not hit
+    assert llm.episode_store.invalidate(["unit-1"]) == 1  # deleted: nothing more is stored for it
+    with pytest.raises(KVCacheInvalidated):
+        llm.answer("dog name?", episode=("unit-1", "any text"), max_new_tokens=2)
 
 
 def test_chat_template_prompt_splits_into_prefix_and_suffix(tmp_path: Path) -> None:
