@@ -292,7 +292,7 @@ class GPUConfig(BaseModel):
     """Share of the memory prefix's KV the press drops."""
     press_options: dict[str, Any] = Field(default_factory=dict)
     """Other press parameters, e.g. ``{"window_size": 32}``."""
-    kv_bits: Literal[2, 4, 8] | None = None
+    kv_bits: int | None = None
     """KIVI quantization of the (pruned) KV cache to this many bits; None keeps 16/32-bit values."""
     query_aware: bool = False
     """Prefill the question with the memory (best for ``snapkv``) instead of after compression."""
@@ -319,6 +319,13 @@ class GPUConfig(BaseModel):
         head, _, idx = v.partition(":")
         if head not in ("auto", "cpu", "cuda") or (idx and (head != "cuda" or not idx.isdigit())):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:<n>, not {v!r}")
+        return v
+
+    @field_validator("kv_bits")
+    @classmethod
+    def _bits(cls, v: int | None) -> int | None:
+        if v is not None and v not in (2, 4, 8):
+            raise ValueError(f"kv_bits must be 2, 4 or 8, not {v}")
         return v
 
     @model_validator(mode="after")
