@@ -16,8 +16,10 @@ Timings use batch 1 and the real hook path (``with press(model)``): the fastest 
 
 Output (stdout of ``memsvc bench kv``): ``{"model", "device", "context_tokens", "full": {...}, "presses":
 {name: {ratio: {"accuracy", "kv_bytes", "prefill_ms", "decode_ms_per_token"}}}, "episode_reuse":
-{"ttft_reprefill_ms", "ttft_reuse_ms"}}``; the results file adds the configuration, machine, commit and
-extra detail (query-agnostic numbers, compressed-episode reuse).
+{"ttft_reprefill_ms", "ttft_reuse_ms"}}``, exactly: ``presses`` holds the configured ratios only
+(0.5, 0.75, 0.875); entries at other ratios (quantization alone, ratio 0) go to the extras. The results
+file adds the configuration, machine, commit and extra detail (query-agnostic numbers, the reuse speedup
+and answers, compressed-episode reuse).
 """
 
 from __future__ import annotations
@@ -157,6 +159,11 @@ def _toy_timing(
     """Batch-1 prefill time (press hooks active) and decode time per token after compression."""
     g = torch.Generator().manual_seed(cfg["seed"] + 2)
     ctx, question, _ = task.sample(1, g, query_aware=query_aware)
+    return _timing(model, ctx, question, press, cfg)
+
+
+def _timing(model: Any, ctx: torch.Tensor, question: torch.Tensor, press: Any, cfg: dict[str, Any]) -> dict[str, float]:
+    """Prefill ``ctx`` under ``press`` (best of ``timing_runs``), then ms per decoded token after ``question``."""
 
     def prefill() -> DynamicCache:
         cache = DynamicCache(config=model.config)
@@ -190,8 +197,16 @@ def _episode_reuse(
 ) -> dict[str, Any]:
     """TTFT at ``reuse_context_tokens``: re-prefill context+question vs load stored KV + question."""
     g = torch.Generator().manual_seed(cfg["seed"] + 3)
-    L = cfg["reuse_context_tokens"]
-    ctx, question, answer = task.sample(1, g, context_tokens=L)
+    ctx, question, answer = task.sample(1, g, context_tokens=cfg["reuse_context_tokens"])
+    return _reuse(model, ctx, question, int(answer), cfg, model_id, press)
+
+
+def _reuse(
+    model: Any, ctx: torch.Tensor, question: torch.Tensor, answer: int, cfg: dict[str, Any], model_id: str,
+    press: Any = None,
+) -> dict[str, Any]:
+    """Time to first token: prefill context + question vs load the stored context KV + question forward."""
+    L = int(ctx.shape[1])
     runs = cfg["timing_runs"]
     with torch.inference_mode():
 
@@ -213,7 +228,8 @@ def _episode_reuse(
 
             def reuse() -> int:
                 hit = store.get(
-                    "episode", content_hash=chash, press_spec=spec, dtype=next(model.parameters()).dtype
+                    "episode", content_hash=chash, press_spec=spec, dtype=next(model.parameters()).dtype,
+                    device=ctx.device,
                 )
                 if hit is None:
                     raise RuntimeError("episode cache written above was not found")
@@ -225,7 +241,7 @@ def _episode_reuse(
         "ttft_reprefill_ms": ttft_full,
         "ttft_reuse_ms": ttft_reuse,
         "context_tokens": L,
-        "speedup": round(ttft_full / ttft_reuse, 1),
+        "speedup": round(ttft_full / ttft_reuse, 2),
         "answer_reprefill_right": tok_full == int(answer),
         "answer_reuse_right": tok_reuse == int(answer),
         "stored_bytes": disk,
@@ -251,21 +267,20 @@ def run_toy(cfg: dict[str, Any], cache_dir: Path) -> tuple[dict[str, Any], dict[
         for rk, make in by_ratio.items():
             per[name][rk].update(_toy_timing(model, task, make(), cfg, qa))
     reuse = _episode_reuse(model, task, cfg, "toy-recall-llama")
-    report = {
-        "model": f"toy-recall-llama ({Path(info['path']).name})",
-        "device": "cpu",
-        "context_tokens": cfg["context_tokens"] + (2 if qa else 0),
-        "full": full,
-        "presses": per,
-        "episode_reuse": {
-            "ttft_reprefill_ms": reuse["ttft_reprefill_ms"],
-            "ttft_reuse_ms": reuse["ttft_reuse_ms"],
-        },
-    }
+    per, off_grid = _split_ratios(per, cfg)
+    report = _report(
+        f"toy-recall-llama ({Path(info['path']).name})",
+        str(next(model.parameters()).device),
+        cfg["context_tokens"] + (2 if qa else 0),
+        full,
+        per,
+        reuse,
+    )
     extras: dict[str, Any] = {
         "model_info": {k: v for k, v in info.items() if k != "train_log"},
         "train_log": info.get("train_log"),
         "episode_reuse_detail": reuse,
+        "other_ratios": off_grid,
     }
     if cfg.get("also_other_layout", True):
         _, other = _toy_accuracy(model, task, presses, cfg, not qa)
@@ -278,6 +293,31 @@ def run_toy(cfg: dict[str, Any], cache_dir: Path) -> tuple[dict[str, Any], dict[
             model, task, cfg, "toy-recall-llama", PRESSES.create(best["press"], **best.get("options", {}))
         )
     return report, extras
+
+
+def _split_ratios(
+    per: dict[str, dict[str, Any]], cfg: dict[str, Any]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """``(on_grid, off_grid)``: the report keeps the configured ratios only (0.5/0.75/0.875 by default);
+    entries at other ratios (quantization alone: ratio 0) go to the extras."""
+    grid = {str(float(r)) for r in cfg["ratios"]}
+    on = {n: {r: v for r, v in by.items() if r in grid} for n, by in per.items()}
+    off = {n: {r: v for r, v in by.items() if r not in grid} for n, by in per.items()}
+    return {n: by for n, by in on.items() if by}, {n: by for n, by in off.items() if by}
+
+
+def _report(
+    model: str, device: str, context_tokens: int, full: dict[str, Any], per: dict[str, Any], reuse: dict[str, Any]
+) -> dict[str, Any]:
+    """The issue's output shape, exactly."""
+    return {
+        "model": model,
+        "device": device,
+        "context_tokens": context_tokens,
+        "full": full,
+        "presses": per,
+        "episode_reuse": {"ttft_reprefill_ms": reuse["ttft_reprefill_ms"], "ttft_reuse_ms": reuse["ttft_reuse_ms"]},
+    }
 
 
 # -- any Hugging Face model (text) ------------------------------------------------------------------------
@@ -314,12 +354,12 @@ def _text_sample(
 
 
 def run_hf(
-    model_path: str, cfg: dict[str, Any], device: str = "auto"
+    model_path: str, cfg: dict[str, Any], device: str = "auto", dtype: str = "auto"
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(report, extras)`` for a Hugging Face causal LM on the text recall task (batch 1)."""
     from memsvc.gpu.llm import LLM
 
-    llm = LLM(model_path, device=device)
+    llm = LLM(model_path, device=device, dtype=dtype)
     model, tok = llm.model, llm.tokenizer
     presses = build_presses(cfg)
     rng = random.Random(cfg["seed"])
@@ -358,15 +398,24 @@ def run_hf(
                 "accuracy": round(100 * r / n, 2),
                 "kv_bytes": nbytes[(name, rk)] // n,
             }
-    report = {
-        "model": model_path,
-        "device": llm.device,
-        "context_tokens": int(statistics.mean(lengths)),
-        "full": full,
-        "presses": per,
-        "episode_reuse": {},
-    }
-    return report, {"note": "text task; timings not measured for --model runs yet"}
+    # timings on one sample (batch 1), then episode reuse at reuse_context_tokens
+    context, suffix, _ = _text_sample(random.Random(cfg["seed"] + 2), tok, cfg["n_pairs"], cfg["context_tokens"], qa)
+    ids = tok(context, return_tensors="pt").input_ids.to(llm.device)
+    suf = tok(suffix, add_special_tokens=False, return_tensors="pt").input_ids.to(llm.device)
+    full.update(_timing(model, ids, suf, None, cfg))
+    for name, by_ratio in presses.items():
+        for rk, make in by_ratio.items():
+            per[name][rk].update(_timing(model, ids, suf, make(), cfg))
+    context, suffix, code = _text_sample(
+        random.Random(cfg["seed"] + 3), tok, cfg["n_pairs"], cfg["reuse_context_tokens"], False
+    )
+    ctx = tok(context, return_tensors="pt").input_ids.to(llm.device)
+    suf = tok(suffix, add_special_tokens=False, return_tensors="pt").input_ids.to(llm.device)
+    answer = tok(" " + code, add_special_tokens=False).input_ids[0]
+    reuse = _reuse(model, ctx, suf, int(answer), cfg, model_path)
+    per, off_grid = _split_ratios(per, cfg)
+    report = _report(model_path, llm.device, int(statistics.mean(lengths)), full, per, reuse)
+    return report, {"task": "text", "dtype": str(llm.dtype), "episode_reuse_detail": reuse, "other_ratios": off_grid}
 
 
 # -- driver ----------------------------------------------------------------------------------------------
@@ -381,7 +430,7 @@ def run(
     cfg["commit"] = _git_commit()  # at start: the code that ran, even if the tree changes meanwhile
     cache = Path(cache_dir).expanduser()
     if model:
-        report, extras = run_hf(model, cfg, overrides.get("device") or "auto")
+        report, extras = run_hf(model, cfg, overrides.get("device") or "auto", overrides.get("dtype") or "auto")
     else:
         report, extras = run_toy(cfg, cache)
     return report, extras, cfg
