@@ -6,7 +6,10 @@ Modules (each imports torch/transformers; this package itself does not, names re
     cache.py           CompressedLayer (logical vs physical length), compress_cache, kv_bytes
     policies/          StreamingLLM, Knorm, SnapKV, ExpectedAttention, KIVI presses + PRESSES registry
     episode_store.py   EpisodeKVStore: prefill once, persist (safetensors), reuse, invalidate
+    kv_files.py        the store's torch-free half + EpisodeKVInvalidator (the service's unit listener)
     llm.py             LLM: any HF causal LM, device auto, press, streaming answers from memory
+    remote.py          RemoteLLM: the same chat interface over an external OpenAI-compatible server
+    runtime.py         answerer_from_config / press_from_config: what Settings.gpu describes
     openai_api.py      create_openai_router: OpenAI-compatible /v1/chat/completions
     video.py           dycoke_merge: temporal token merging of frame tokens
     toy.py             RecallTask + a tiny associative-recall Llama for offline benchmarks/tests
@@ -23,19 +26,23 @@ __all__ = [
     "PRESSES",
     "BasePress",
     "CompressedLayer",
+    "EpisodeKVInvalidator",
     "EpisodeKVStore",
     "ExpectedAttentionPress",
     "KIVIPress",
     "KVPolicy",
     "KnormPress",
     "LLM",
+    "RemoteLLM",
     "ScorerPress",
     "SnapKVPress",
     "StreamingLLMPress",
+    "answerer_from_config",
     "compress_cache",
     "create_openai_router",
     "dycoke_merge",
     "kv_bytes",
+    "press_from_config",
 ]
 
 _WHERE = {
@@ -47,6 +54,10 @@ _WHERE = {
     "compress_cache": "cache",
     "kv_bytes": "cache",
     "EpisodeKVStore": "episode_store",
+    "EpisodeKVInvalidator": "kv_files",
+    "RemoteLLM": "remote",
+    "answerer_from_config": "runtime",
+    "press_from_config": "runtime",
     "LLM": "llm",
     "create_openai_router": "openai_api",
     "dycoke_merge": "video",
@@ -64,7 +75,7 @@ def __getattr__(name: str) -> Any:
     try:
         module = importlib.import_module(f"memsvc.gpu.{_WHERE[name]}")
     except ImportError as exc:
-        if exc.name in ("torch", "transformers", "safetensors", "fastapi"):
+        if exc.name in ("torch", "transformers", "safetensors", "fastapi", "httpx"):
             from memsvc.exceptions import MissingDependencyError
 
             raise MissingDependencyError(f"memsvc.gpu.{name} needs: pip install memsvc[gpu]") from exc
