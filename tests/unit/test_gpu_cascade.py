@@ -1,4 +1,4 @@
-"""The episode KV store follows memory: SDK deletes, delete_user and consolidation (merge, recompress)
+"""The episode KV store follows memory: SDK deletes, delete_user and consolidation (merge, recompress, decay)
 invalidate stored caches (files gone, ``load`` raises ``KVCacheInvalidated``) through the service's
 unit listeners. Real SQLite, the hashing embedder, a tiny random Llama with a byte-level tokenizer."""
 
@@ -224,3 +224,24 @@ def test_the_invalidator_does_not_import_torch() -> None:
             "print(','.join(m for m in ('torch', 'transformers', 'safetensors') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_decay_soft_then_hard_delete_invalidates(tmp_path: Path, kv_dir: Path, llm: LLM) -> None:
+    with Memory(_settings(tmp_path / "m", kv_dir)) as m:
+        m.add(_msgs(ANN), user_id="ann", session_id="s1", timestamp=T0)
+        turn = _units(m, "ann", "turn")[0]
+        text, path = _cache(llm, m, turn.id, "ann")
+        faded = datetime.now(UTC) + timedelta(days=3650)  # retention far below forget_below
+
+        consolidate_user(m.service, "ann", now=faded, jobs=["decay"])  # soft delete: restorable
+        assert not path.exists()
+        with pytest.raises(KVCacheInvalidated, match="evicted by decay"):
+            _load(llm, turn.id, text)
+
+        consolidate_user(m.service, "ann", now=faded + timedelta(days=31), jobs=["decay"])  # hard delete
+        with pytest.raises(RecordNotFound):
+            m.service.get(turn.id, "ann")
+        with pytest.raises(KVCacheInvalidated, match="deleted by delete"):
+            _load(llm, turn.id, text)
+        with pytest.raises(KVCacheInvalidated, match="was deleted"):  # and it cannot be cached again
+            llm.episode_cache(turn.id, text)
