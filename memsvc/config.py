@@ -151,6 +151,13 @@ class RetrievalConfig(BaseModel):
     """Write absolute dates next to relative expressions in stored turns ("yesterday [2023-05-07]")."""
     superseded_weight: float = 0.5
     """Score multiplier for a unit whose validity ended (a newer fact superseded it)."""
+    contiguity: int = Field(default=0, ge=0, le=8)
+    """EM-LLM contiguity: the best turn hits bring this many session neighbours on each side right
+    behind them in the ranking (0: off)."""
+    contiguity_top: int = Field(default=5, ge=1)
+    """How many of the best turn hits bring their neighbours."""
+    contiguity_decay: float = Field(default=0.9, gt=0, le=1)
+    """A neighbour d turns away scores ``decay ** d`` × the hit's score (kept in ``components``)."""
     reranker: ComponentConfig = Field(default_factory=lambda: ComponentConfig(backend="none"))
     """Second stage over the best fused hits: ``none``, ``mmr`` (``{"lambda": 0.7}``) or ``cross-encoder``
     (``{"model": path, "mix": 1.0}``); see ``memsvc.retrieval.rerank``."""

@@ -187,7 +187,8 @@ class HybridRetriever:
             nd, nl = _norm_dense(de, cfg.dense_floor), _norm_lexical(le)
             ep_norm = {e: nd.get(e, 0.0) + nl.get(e, 0.0) for e in set(nd) | set(nl)}
 
-        pos = self.sql.positions(scope, sorted(ids | set(ctx_norm)))
+        # positions: of the context windows now (to lend their score), of the scored pool below
+        pos = self.sql.positions(scope, sorted(ctx_norm)) if ctx_norm else {}
         if ctx_norm:
             self._lend_context(scope, ctx_norm, pos, comp)
         members = self.sql.sources(sorted(ep_norm)) if ep_norm else {}
@@ -274,8 +275,60 @@ class HybridRetriever:
         hits = [self._hit(full[u], srcs.get(u, []), comp[u], raw.get(u, {}), seq.get(u)) for u in kept if u in full]
         # ties: earlier in the user's history first (ids are random, positions are not), then id
         hits.sort(key=lambda h: (-h.score, h.seq if h.seq is not None else 1 << 62, h.id))
+        if cfg.contiguity > 0 and main == _TURN:
+            hits = self._contiguity(scope, hits, pos)
         episodes = {e: self._hit(r, srcs.get(e, []), {}, {}, seq.get(firsts.get(e, ""))) for e, r in ep_rows.items()}
         return Ranking(hits, tc, episodes, {u: e for u, e in episode_of.items() if u in full and e in episodes})
+
+    def _contiguity(
+        self, scope: Scope, hits: list[Hit], pos: dict[str, tuple[int, str | None, str | None]]
+    ) -> list[Hit]:
+        """EM-LLM's contiguity buffer: each of the ``contiguity_top`` best turn hits brings the
+        ``contiguity`` turns on either side of it in its session right behind it in the ranking (the
+        packer takes them when the budget allows), scored just below it; a neighbour already ranked
+        higher stays where it is."""
+        cfg = self.cfg
+        top = [h for h in hits if h.level == Level.TURN and h.stream_id is None and h.id in pos][: cfg.contiguity_top]
+        if not top:
+            return hits
+        want = {pos[h.id][0] + d for h in top for d in range(-cfg.contiguity, cfg.contiguity + 1) if d}
+        at = self.sql.events_at(scope, sorted(x for x in want if x > 0))
+        near: dict[str, list[tuple[str, int]]] = {}
+        for h in top:
+            s0, session, stream = pos[h.id]
+            near[h.id] = [(at[s0 + d][0], d) for d in range(-cfg.contiguity, cfg.contiguity + 1)
+                          if d and s0 + d in at and at[s0 + d][1:] == (session, stream)]
+        ids = sorted({i for lst in near.values() for i, _ in lst})
+        rows = {u: r for u, r in self.sql.units(scope, ids).items()
+                if r.level == _TURN and r.status not in ("superseded", "deleted")}
+        srcs = self.sql.sources(sorted(rows))
+        rank = {h.id: i for i, h in enumerate(hits)}
+        by_id = {h.id: h for h in hits}
+        extra: dict[str, list[Hit]] = {}
+        placed: set[str] = set()
+        for h in top:
+            for nid, d in near[h.id]:
+                if nid not in rows or nid in placed or rank.get(nid, 1 << 30) < rank[h.id]:
+                    continue
+                placed.add(nid)
+                lent = round(h.score * cfg.contiguity_decay ** abs(d), 6)
+                moved = by_id.get(nid)  # ranked lower: moves up, keeping its own parts
+                if moved is None:
+                    moved = self._hit(rows[nid], srcs.get(nid, []), {}, {}, pos[h.id][0] + d)
+                moved.components["contiguity"] = lent
+                moved.score = max(moved.score, lent)
+                extra.setdefault(h.id, []).append(moved)
+        out: list[Hit] = []
+
+        def emit(h: Hit) -> None:
+            out.append(h)
+            for x in sorted(extra.get(h.id, []), key=lambda x: x.seq or 0):
+                emit(x)  # a moved top hit brings its own neighbours along
+
+        for h in hits:
+            if h.id not in placed:
+                emit(h)
+        return out
 
     def _lend_context(
         self, scope: Scope, ctx: dict[str, float], pos: dict[str, tuple[int, str | None, str | None]],

@@ -119,3 +119,31 @@ def test_a_missing_cross_encoder_model_is_a_config_error_at_first_use(tmp_path: 
     rr = CrossEncoderReranker(model=str(tmp_path / "absent"))
     with pytest.raises(ConfigError):
         rr.rerank("q", [hit("a", 1.0)], ctx_for({}))
+
+
+def test_contiguity_brings_session_neighbours_of_the_best_hit_right_behind_it(tmp_path: Path) -> None:
+    """EM-LLM contiguity: the turns around the best hit follow it in the ranking (same session only)."""
+    base = {"data_dir": tmp_path, "embedder": {"backend": "hashing"}, "segmenter": {"backend": "similarity"}}
+    msgs = [{"role": "user", "content": t} for t in (
+        "the weather was grey all week", "we talked about the budget", "my sister Ines moved to Lisbon",
+        "she found a flat near the river", "then the quarterly numbers came in", "lunch was pasta")]
+    on = Memory(Settings(**base, retrieval={"contiguity": 1, "contiguity_top": 1}))
+    try:
+        ids = on.add(messages=msgs, user_id="u1", session_id="s1", timestamp=T0)
+        on.add(messages=[{"role": "user", "content": "an unrelated other session"}], user_id="u1",
+               session_id="s2", timestamp=T0)
+        hits = on.search("Ines moved to Lisbon", user_id="u1", limit=6, levels=["turn"])
+        assert hits[0].source_ids == [ids[2]]
+        nxt = {h.source_ids[0] for h in hits[1:3]}
+        assert nxt == {ids[1], ids[3]}
+        assert all("contiguity" in h.components for h in hits[1:3])
+        assert hits[1].components["contiguity"] == pytest.approx(hits[0].score * 0.9, abs=1e-5)
+    finally:
+        on.close()
+    off = Memory(Settings(**{**base, "data_dir": tmp_path / "off"}))
+    try:
+        ids = off.add(messages=msgs, user_id="u1", session_id="s1", timestamp=T0)
+        hits = off.search("Ines moved to Lisbon", user_id="u1", limit=6, levels=["turn"])
+        assert hits[0].source_ids == [ids[2]] and not any("contiguity" in h.components for h in hits)
+    finally:
+        off.close()
