@@ -40,12 +40,17 @@ def run_latency(
     seed: int = 0,
     data_dir: str | Path | None = None,
     progress: Callable[[int], None] | None = None,
+    reuse: bool = False,
 ) -> dict[str, Any]:
-    """Run the benchmark in ``data_dir`` (a temporary folder when ``None``)."""
+    """Run the benchmark in ``data_dir`` (a temporary folder when ``None``). ``reuse``: the folder
+    already holds the store a previous run loaded with the same ``n``, ``users`` and ``seed`` (load
+    once, time many: the bulk load is skipped, timed adds of earlier runs stay in the store)."""
     if n < 1 or users < 1 or batch < 1 or samples < 1:
         raise ValueError("n, users, batch and samples must be positive")
+    if reuse and (data_dir is None or not (Path(data_dir) / "memsvc.db").exists()):
+        raise ValueError("reuse needs a data_dir holding a loaded store")
     with tempfile.TemporaryDirectory(prefix="memsvc-latency-") as tmp:
-        return _run(n, settings, users, batch, samples, seed, Path(data_dir or tmp), progress)
+        return _run(n, settings, users, batch, samples, seed, Path(data_dir or tmp), progress, reuse)
 
 
 def _run(
@@ -57,6 +62,7 @@ def _run(
     seed: int,
     path: Path,
     progress: Callable[[int], None] | None,
+    reuse: bool = False,
 ) -> dict[str, Any]:
     from memsvc import ChatEvent, Memory
 
@@ -65,7 +71,9 @@ def _run(
     try:
         t0 = time.perf_counter()
         last = None
-        for chunk in _batches(synthetic_turns(n, users=users, seed=seed), batch):
+        if reuse:
+            last = max(t.timestamp for t in synthetic_turns(n, users=users, seed=seed))
+        for chunk in _batches(synthetic_turns(n, users=users, seed=seed) if not reuse else iter(()), batch):
             m.add_events(
                 [
                     ChatEvent(
@@ -86,7 +94,7 @@ def _run(
                 progress(len(chunk))
         load_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        cons = m.consolidate()
+        cons = m.consolidate() if not reuse else {}
         consolidate_s = time.perf_counter() - t0
         stats = m.stats()
 
@@ -127,6 +135,7 @@ def _run(
         "search_ms": percentiles(search_s),
         "search_budget1000_ms": percentiles(budget_s),
         "samples": samples,
+        "reused_store": reuse,
         "load_s": round(load_s, 1),
         "load_turns_per_s": round(n / load_s, 1) if load_s else 0.0,
         "consolidate_s": round(consolidate_s, 1),

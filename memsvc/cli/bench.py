@@ -117,6 +117,9 @@ def bench_latency(
     data_dir: Annotated[
         Path | None, typer.Option(help="Keep the store here (default: a temporary folder).")
     ] = None,
+    reuse: Annotated[
+        bool, typer.Option(help="--data-dir already holds the store an earlier run loaded: time only.")
+    ] = False,
     results_dir: ResultsDir = None,
 ) -> None:
     """Single-turn add and search latency (p50/p95, query embedding included) at N stored turns."""
@@ -127,6 +130,7 @@ def bench_latency(
     started = _start()
     settings = Settings()
     with tqdm(total=n, unit="turn", desc="bulk load", file=sys.stderr, dynamic_ncols=True) as bar:
-        result = run_latency(n, settings, users, batch, samples, data_dir=data_dir, progress=bar.update)
-    config = {"n": n, "users": users, "batch": batch, "samples": samples}
+        result = run_latency(n, settings, users, batch, samples, data_dir=data_dir, progress=bar.update,
+                             reuse=reuse)
+    config = {"n": n, "users": users, "batch": batch, "samples": samples, "reuse": reuse}
     _finish("latency", result, settings, config, results_dir, started)

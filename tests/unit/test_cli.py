@@ -206,3 +206,11 @@ def test_bench_latency_tiny(tmp_path: Path) -> None:
     for k in ("add_ms", "search_ms", "search_budget1000_ms"):
         assert out[k]["p95"] >= out[k]["p50"] > 0
     _result_file(tmp_path / "res", "latency")
+    # load once, time again: the store is reused (earlier timed adds stay in it)
+    args = ("bench", "latency", "--n", "300", "--users", "3", "--batch", "100", "--samples", "5",
+            "--data-dir", str(tmp_path / "store"), "--results-dir", str(tmp_path / "res3"))
+    first = json.loads(invoke(*args).stdout)
+    again = json.loads(invoke(*args, "--reuse").stdout)
+    assert again["reused_store"] and not first["reused_store"]
+    assert again["stats"]["events"] == first["stats"]["events"] + 10
+    assert again["search_ms"]["p50"] > 0
