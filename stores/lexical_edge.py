@@ -58,13 +58,20 @@ class QdrantEdgeLexicalIndex:
                 cfg = q.EdgeConfig(sparse_vectors={
                     name: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf) for name in _FIELDS.values()})
                 self._shard = q.EdgeShard.create(str(self.path), cfg)
-                tenant = q.KeywordIndexParams(is_tenant=True)
-                for name, schema in (
-                    ("tenant", tenant), ("user", tenant), ("level", q.PayloadSchemaType.Keyword),
-                    ("session", q.PayloadSchemaType.Keyword), ("stream", q.PayloadSchemaType.Keyword),
-                    ("start", q.PayloadSchemaType.Float), ("end", q.PayloadSchemaType.Float),
-                ):
+            # on every open: a process killed while creating the shard left some indexes unmade
+            tenant = q.KeywordIndexParams(is_tenant=True)
+            have = self.payload_indexes()
+            for name, schema in (
+                ("tenant", tenant), ("user", tenant), ("level", q.PayloadSchemaType.Keyword),
+                ("session", q.PayloadSchemaType.Keyword), ("stream", q.PayloadSchemaType.Keyword),
+                ("start", q.PayloadSchemaType.Float), ("end", q.PayloadSchemaType.Float),
+            ):
+                if name not in have:
                     self._shard.update(q.UpdateOperation.create_field_index(name, schema))
+
+    def payload_indexes(self) -> set[str]:
+        """Payload fields the shard has an index on."""
+        return set(self._shard.info().payload_schema)
 
     def _filter(self, scope: Scope | None, flt: VectorFilter | None = None) -> Any:
         q = self._q

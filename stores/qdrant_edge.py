@@ -81,7 +81,8 @@ class QdrantEdgeVectorStore:
             else:
                 self.path.mkdir(parents=True, exist_ok=True)
                 self._shard = q.EdgeShard.create(str(self.path), self._config())
-                self._create_indexes()
+            # on every open: a process killed while creating the shard left some indexes unmade
+            self._create_indexes()
 
     # -- setup -------------------------------------------------------------------------------------
     def _quantization_config(self) -> Any:
@@ -118,8 +119,10 @@ class QdrantEdgeVectorStore:
         return len(vec[_VEC]) if isinstance(vec, dict) and _VEC in vec else None
 
     def _create_indexes(self) -> None:
+        """Create the payload indexes the shard lacks (all of them on a new shard)."""
         q = self._q
         kw_tenant = q.KeywordIndexParams(is_tenant=True)
+        have = self.payload_indexes()
         for name, schema in (
             ("tenant", kw_tenant),
             ("user", kw_tenant),
@@ -129,7 +132,12 @@ class QdrantEdgeVectorStore:
             ("start", q.PayloadSchemaType.Float),
             ("end", q.PayloadSchemaType.Float),
         ):
-            self._shard.update(q.UpdateOperation.create_field_index(name, schema))
+            if name not in have:
+                self._shard.update(q.UpdateOperation.create_field_index(name, schema))
+
+    def payload_indexes(self) -> set[str]:
+        """Payload fields the shard has an index on."""
+        return set(self._shard.info().payload_schema)
 
     # -- filters -----------------------------------------------------------------------------------
     def _filter(self, scope: Scope | None, flt: VectorFilter | None = None) -> Any:

@@ -22,6 +22,7 @@ def main() -> None:
 from memsvc.cli import (  # noqa: E402,F401
     bench,
     bench_compression,
+    bench_crash,
     bench_kv,
     bench_segmentation,
     bench_video,
