@@ -138,8 +138,9 @@ def _kill(proc: subprocess.Popen[Any]) -> bool:
 
 
 class _Killer:
-    """Decides when each process life ends: after a random number of new acknowledgements, plus a random
-    part of a batch time (so most kills land inside a write)."""
+    """Where each process life ends: after a random number of acknowledgements, the next request is sent
+    and the process is SIGKILLed a random part of a batch time later (during start-up, inside the write,
+    or just after it answered)."""
 
     def __init__(self, plan: Plan, kills: int, seed: int) -> None:
         self.rng = random.Random(seed)
@@ -152,26 +153,17 @@ class _Killer:
         self.left -= 1
         return self.rng.randint(0, 2 * self.span), self.rng.random() * 1.5
 
-    def wait_and_kill(self, proc: subprocess.Popen[Any], acks: _Acks, base: int, life: tuple[int, float],
-                      total: int) -> bool:
-        n, frac = life
-        while acks.count() < min(total, base + n) and proc.poll() is None:
-            time.sleep(0.002)
-        if proc.poll() is not None:
-            return False
-        time.sleep(frac * acks.mean_batch_s())
-        return _kill(proc)
-
 
 # -- embedded profile ------------------------------------------------------------------------------------
 def child_main(a: argparse.Namespace) -> None:
-    """The writer: add batches ``start..`` and acknowledge each on stdout once ``add`` returned."""
+    """The writer: for each batch number read on stdin, ``add`` it, then acknowledge it on stdout."""
     from memsvc import Memory, Settings
 
     plan = Plan(a.events, a.batch, a.users)
     settings = Settings(data_dir=Path(a.data_dir), embedder={"backend": a.embedder})
     with Memory(settings) as m:
-        for b in range(a.start, plan.batches):
+        for line in sys.stdin:
+            b = int(line)
             t = time.perf_counter()
             ids = m.add(plan.messages(b), user_id=plan.user(b), session_id=plan.session(b))
             sys.stdout.write(json.dumps({"b": b, "ids": ids, "s": time.perf_counter() - t}) + "\n")
@@ -193,12 +185,13 @@ def pending_units(sql_url: str) -> int | None:
         eng.dispose()
 
 
-def _reader(proc: subprocess.Popen[str], acks: _Acks) -> None:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        with contextlib.suppress(ValueError, KeyError):
-            d = json.loads(line)
-            acks.add(int(d["b"]), list(d["ids"]), float(d["s"]))
+def _ack(acks: _Acks, line: str) -> bool:
+    try:
+        d = json.loads(line)
+        acks.add(int(d["b"]), list(d["ids"]), float(d["s"]))
+    except (ValueError, KeyError, TypeError):
+        return False
+    return True
 
 
 def run_embedded(plan: Plan, data_dir: Path, kills: int, seed: int, embedder: str,
@@ -208,25 +201,43 @@ def run_embedded(plan: Plan, data_dir: Path, kills: int, seed: int, embedder: st
     done_kills = lives = 0
     left: list[int | None] = []
     log = data_dir.parent / "writer.log"
+    cmd = [sys.executable, "-m", "memsvc.benchmarks.crash", "child", "--data-dir", str(data_dir),
+           "--embedder", embedder, "--events", str(plan.events), "--batch", str(plan.batch), "--users", str(plan.users)]
     while acks.count() < plan.batches:
-        start = max(acks.ids, default=-1) + 1
-        cmd = [sys.executable, "-m", "memsvc.benchmarks.crash", "child", "--data-dir", str(data_dir),
-               "--embedder", embedder, "--events", str(plan.events), "--batch", str(plan.batch),
-               "--users", str(plan.users), "--start", str(start)]
         with log.open("ab") as err:
-            proc = subprocess.Popen(cmd, env=_env(embedder), stdout=subprocess.PIPE, stderr=err, text=True)
+            proc = subprocess.Popen(cmd, env=_env(embedder), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=err, text=True, bufsize=1)
+        assert proc.stdin is not None and proc.stdout is not None
         lives += 1
-        reader = threading.Thread(target=_reader, args=(proc, acks), daemon=True)
-        reader.start()
         life = killer.next_life()
-        if life is not None and killer.wait_and_kill(proc, acks, acks.count(), life, plan.batches):
-            done_kills += 1
-            left.append(pending_units(f"sqlite:///{data_dir / 'memsvc.db'}"))
-        rc = proc.wait()
-        reader.join(60)
+        served = 0
+        try:
+            while acks.count() < plan.batches:
+                b = max(acks.ids, default=-1) + 1  # the first unacknowledged batch (sent again after a kill)
+                proc.stdin.write(f"{b}\n")
+                proc.stdin.flush()
+                if life is not None and served == life[0]:
+                    time.sleep(life[1] * acks.mean_batch_s())
+                    done_kills += _kill(proc)
+                    left.append(pending_units(f"sqlite:///{data_dir / 'memsvc.db'}"))
+                    break
+                line = proc.stdout.readline()
+                if not _ack(acks, line):
+                    raise RuntimeError(f"the writer died without being killed; see {log}")
+                served += 1
+            if proc.poll() is None:
+                proc.stdin.close()
+                if proc.wait(600) != 0:
+                    raise RuntimeError(f"the writer failed; see {log}")
+            for line in proc.stdout:  # an acknowledgement written just before the kill still counts
+                _ack(acks, line)
+        finally:
+            if proc.poll() is None:
+                _kill(proc)
+            for f in (proc.stdin, proc.stdout):
+                with contextlib.suppress(OSError):
+                    f.close()
         progress(f"life {lives}: {acks.count()}/{plan.batches} batches acknowledged, kills {done_kills}")
-        if life is None and rc != 0 and acks.count() < plan.batches:
-            raise RuntimeError(f"writer failed (exit {rc}) without being killed; see {log}")
     return {"acks": acks.ids, "kills": done_kills, "lives": lives, "pending_after_kill": left}
 
 
@@ -256,91 +267,109 @@ def fresh_database(admin_url: str) -> Iterator[str]:
         eng.dispose()
 
 
-def _serve(cli: list[str], env: dict[str, str], port: int, data_dir: Path, db: str, log: Path
-           ) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen([*cli, "serve", "--port", str(port), "--data-dir", str(data_dir), "--database-url", db,
-                                 "--log-level", "warning"], env=env, stdout=out, stderr=subprocess.STDOUT)
+class _Server:
+    """``memsvc serve`` on a fixed port over one data directory and database, (re)started on demand."""
+
+    def __init__(self, data_dir: Path, db: str, embedder: str, log: Path) -> None:
+        self.cli = [sys.executable, "-c", "from memsvc.cli import main; main()"]
+        # a claim left ``pending`` by a killed server is taken over by the retry after this long
+        self.env = {**_env(embedder), "MEMSVC_API__IDEMPOTENCY_PENDING_S": "2"}
+        self.data_dir, self.db, self.log = data_dir, db, log
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def key(self) -> str:
+        out = subprocess.run([*self.cli, "keys", "create", "--tenant", "crash", "--data-dir", str(self.data_dir),
+                              "--database-url", self.db], env=self.env, capture_output=True, text=True, check=True)
+        return out.stdout.strip().splitlines()[-1]
+
+    def start(self, wait: bool) -> None:
+        import httpx
+
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [*self.cli, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir), "--database-url",
+                 self.db, "--log-level", "warning"], env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 600
+        while wait:  # /readyz: the embedder is loaded
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200:
+                    return
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"memsvc serve did not start; see {self.log}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(120)
 
 
-def _sender(url: str, key: str, plan: Plan, acks: _Acks, stop: threading.Event, stats: dict[str, int]) -> None:
-    """Send every batch in order, each with its own Idempotency-Key, until the server answers 200."""
+def _post(c: Any, plan: Plan, b: int, acks: _Acks, stats: dict[str, int], retry: bool) -> None:
+    """Send batch ``b`` with its Idempotency-Key (the same on every retry) until it is acknowledged."""
     import httpx
 
-    headers = {"Authorization": f"Bearer {key}"}
-    with httpx.Client(base_url=url, headers=headers, timeout=120) as c:
-        for b in range(plan.batches):
-            body = {"messages": [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in m.items()}
-                                 for m in plan.messages(b, with_client_ids=False)],
-                    "user_id": plan.user(b), "session_id": plan.session(b)}
-            while not stop.is_set():
-                t = time.perf_counter()
-                try:
-                    r = c.post("/v1/messages", json=body, headers={"Idempotency-Key": f"b{b}"})
-                except httpx.TransportError:
-                    stats["transport_errors"] += 1
-                    time.sleep(0.05)
-                    continue
-                if r.status_code == 200:
-                    acks.add(b, list(r.json()["ids"]), time.perf_counter() - t)
-                    break
-                stats[f"http_{r.status_code}"] = stats.get(f"http_{r.status_code}", 0) + 1
-                if r.status_code not in (409, 500, 503):
-                    raise RuntimeError(f"batch {b}: HTTP {r.status_code} {r.text[:300]}")
-                time.sleep(0.2)
+    body = {"messages": [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in m.items()}
+                         for m in plan.messages(b, with_client_ids=False)],
+            "user_id": plan.user(b), "session_id": plan.session(b)}
+    while True:
+        t = time.perf_counter()
+        try:
+            r = c.post("/v1/messages", json=body, headers={"Idempotency-Key": f"b{b}"})
+        except httpx.TransportError:
+            stats["transport_errors"] += 1
+            if not retry:
+                return
+            time.sleep(0.05)
+            continue
+        if r.status_code == 200:
+            acks.add(b, list(r.json()["ids"]), time.perf_counter() - t)
+            return
+        stats[f"http_{r.status_code}"] = stats.get(f"http_{r.status_code}", 0) + 1
+        if r.status_code not in (409, 500, 503):
+            raise RuntimeError(f"batch {b}: HTTP {r.status_code} {r.text[:300]}")
+        if not retry:
+            return
+        time.sleep(0.2)
 
 
 def run_service(plan: Plan, data_dir: Path, db: str, kills: int, seed: int, embedder: str,
                 progress: Callable[[str], None]) -> dict[str, Any]:
     import httpx
 
-    cli = [sys.executable, "-c", "from memsvc.cli import main; main()"]
-    # a claim left ``pending`` by a killed server is taken over by the retry after this long
-    env = {**_env(embedder), "MEMSVC_API__IDEMPOTENCY_PENDING_S": "2"}
-    out = subprocess.run([*cli, "keys", "create", "--tenant", "crash", "--data-dir", str(data_dir), "--database-url",
-                          db], env=env, capture_output=True, text=True, check=True)
-    key = out.stdout.strip().splitlines()[-1]
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = data_dir.parent / "server.log"
-    acks, stop = _Acks(), threading.Event()
+    server = _Server(data_dir, db, embedder, data_dir.parent / "server.log")
+    key = server.key()
+    acks = _Acks()
     stats: dict[str, int] = {"transport_errors": 0}
     killer = _Killer(plan, kills, seed)
     done_kills = lives = 0
     left: list[int | None] = []
-    sender = threading.Thread(target=_sender, args=(url, key, plan, acks, stop, stats), daemon=True)
-    proc = _serve(cli, env, port, data_dir, db, log)
     try:
-        while True:
-            lives += 1
-            deadline = time.monotonic() + 600
-            while True:  # /readyz: the embedder is loaded
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as c:
+            while acks.count() < plan.batches:
+                life = killer.next_life()
+                # a life killed at once dies during start-up (the request then waits for the next life)
+                server.start(wait=life is None or life[0] > 0)
+                lives += 1
+                served = 0
+                while acks.count() < plan.batches:
+                    b = max(acks.ids, default=-1) + 1
+                    if life is not None and served == life[0]:
+                        req = threading.Thread(target=_post, args=(c, plan, b, acks, stats, False), daemon=True)
+                        req.start()
+                        time.sleep(life[1] * acks.mean_batch_s())
+                        assert server.proc is not None
+                        done_kills += _kill(server.proc)
+                        req.join(130)
+                        left.append(pending_units(db))
                         break
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"memsvc serve did not start; see {log}")
-                time.sleep(0.05)
-            if not sender.is_alive() and lives == 1:
-                sender.start()
-            life = killer.next_life()
-            if life is None:
-                sender.join()
-                break
-            if killer.wait_and_kill(proc, acks, acks.count(), life, plan.batches):
-                done_kills += 1
-                left.append(pending_units(db))
-            progress(f"server life {lives}: {acks.count()}/{plan.batches} batches acknowledged, kills {done_kills}")
-            if acks.count() >= plan.batches:
-                break
-            proc = _serve(cli, env, port, data_dir, db, log)
+                    _post(c, plan, b, acks, stats, retry=True)
+                    served += 1
+                progress(f"server life {lives}: {acks.count()}/{plan.batches} batches acknowledged, "
+                         f"kills {done_kills}")
     finally:
-        stop.set()
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(120)
-    if acks.count() < plan.batches:
-        raise RuntimeError(f"the client stopped at {acks.count()}/{plan.batches} batches; see {log}")
+        server.stop()
     return {"acks": acks.ids, "kills": done_kills, "lives": lives, "client": stats, "pending_after_kill": left}
 
 

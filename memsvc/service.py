@@ -81,14 +81,15 @@ class MemoryService:
         self.sql = SQLRecordStore(settings.sql_url, auto_migrate=settings.auto_migrate)
         try:
             if reindex:
+                # pending first: a crash anywhere after this leaves units that the next open indexes
+                # (with whichever embedder the SQL metadata then names), never "indexed" units without vectors
+                self.sql.set_index_state(sorted(self.sql.live_unit_ids()), "pending")
                 self._drop_index(vectors)
             else:
                 self._check_meta()
             self.vectors = vectors or VECTOR_STORES.create(
                 settings.vector.backend, **_vector_options(settings, self.embedder.dim)
             )
-            if reindex:
-                self.sql.set_index_state(sorted(self.sql.live_unit_ids()), "pending")
         except BaseException:
             self.sql.close()
             raise

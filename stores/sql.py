@@ -43,12 +43,25 @@ def migrate(engine_or_url: Engine | str, revision: str = "head", down: bool = Fa
     # ConfigParser interpolation: a literal % in the URL (an escaped password) must be doubled.
     cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
     try:
-        with _mapped(), engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            if down:
-                command.downgrade(cfg, revision)
-            else:
-                command.upgrade(cfg, revision)
+        with _mapped(), engine.connect() as conn:
+            # SQLite: a batch migration rebuilds a table (copy, DROP, rename); with foreign keys on, the DROP
+            # would cascade-delete every provenance row pointing at it. Off for the migration (outside a
+            # transaction, where SQLite honours it), then back as it was.
+            fk = engine.dialect.name == "sqlite" and bool(conn.exec_driver_sql("PRAGMA foreign_keys").scalar())
+            if fk:
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+            try:
+                with conn.begin():
+                    cfg.attributes["connection"] = conn
+                    if down:
+                        command.downgrade(cfg, revision)
+                    else:
+                        command.upgrade(cfg, revision)
+            finally:
+                if fk:
+                    conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    conn.commit()
     finally:
         if engine is not engine_or_url:  # ours: don't leave pooled connections behind
             engine.dispose()
