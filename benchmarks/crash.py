@@ -147,11 +147,13 @@ class _Killer:
         self.left = kills
         self.span = max(1, plan.batches // (kills + 1))
 
-    def next_life(self) -> tuple[int, float] | None:
+    def next_life(self, remaining: int) -> tuple[int, float] | None:
+        """(acknowledgements before the fatal request, its delay in batch times), or None: no kill. The
+        fatal request is never past the last of the ``remaining`` batches, so every planned kill happens."""
         if self.left <= 0:
             return None
         self.left -= 1
-        return self.rng.randint(0, 2 * self.span), self.rng.random() * 1.5
+        return min(self.rng.randint(0, 2 * self.span), max(0, remaining - 1)), self.rng.random() * 1.5
 
 
 # -- embedded profile ------------------------------------------------------------------------------------
@@ -209,7 +211,7 @@ def run_embedded(plan: Plan, data_dir: Path, kills: int, seed: int, embedder: st
                                     stderr=err, text=True, bufsize=1)
         assert proc.stdin is not None and proc.stdout is not None
         lives += 1
-        life = killer.next_life()
+        life = killer.next_life(plan.batches - acks.count())
         served = 0
         try:
             while acks.count() < plan.batches:
@@ -348,7 +350,7 @@ def run_service(plan: Plan, data_dir: Path, db: str, kills: int, seed: int, embe
     try:
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as c:
             while acks.count() < plan.batches:
-                life = killer.next_life()
+                life = killer.next_life(plan.batches - acks.count())
                 # a life killed at once dies during start-up (the request then waits for the next life)
                 server.start(wait=life is None or life[0] > 0)
                 lives += 1
