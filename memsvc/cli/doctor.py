@@ -34,6 +34,10 @@ def doctor(
             "pending": len(svc.sql.unit_ids_by_state(["pending", "stale"])),
             "embedder": svc.sql.meta(),
         }
+        if svc.lexical is not None:  # the keyword index drifts the same way (reconcile repairs both)
+            in_lexical = svc.lexical.ids()
+            report["missing_lexical"] = len(in_sql - in_lexical)
+            report["orphan_lexical"] = len(in_lexical - in_sql)
         if repair or reindex:
             report["repair"] = reconcile(svc)
         typer.echo(json.dumps(report, indent=2))

@@ -242,3 +242,34 @@ def test_store_opened_by_the_sdk_migrates_with_foreign_keys_on(tmp_path: Path) -
             assert c.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         store.close()
+
+
+# -- doctor reports and repairs what a crash leaves ------------------------------------------------------
+def test_doctor_reports_and_repairs_vector_and_keyword_drift(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from memsvc.cli import app
+    from memsvc.stores import LexicalDoc, VectorPoint
+
+    settings = Settings(data_dir=tmp_path / "m", embedder={"backend": "hashing"})
+    with Memory(settings) as m:
+        ids = m.add([{"content": f"note {i} about the garden"} for i in range(4)], user_id="u", timestamp=T0)
+        ghost = "22222222-2222-2222-2222-222222222222"  # index writes whose SQL unit never committed
+        m.service.vectors.upsert([VectorPoint(id=ghost, vector=np.ones(m.service.embedder.dim, np.float32),
+                                              tenant="default", user="u", level="turn", start=0.0, end=0.0)])
+        m.service.lexical.upsert([LexicalDoc(id=ghost, text="ghost", tenant="default", user="u", level="turn",
+                                             start=0.0, end=0.0)])
+        m.service.vectors.delete([ids[1]])  # index writes lost while SQL says "indexed"
+        m.service.lexical.delete([ids[2]])
+    runner = CliRunner()
+    env = {"MEMSVC_EMBEDDER__BACKEND": "hashing"}
+    first = json.loads(runner.invoke(app, ["doctor", "--data-dir", str(tmp_path / "m")], env=env).output)
+    assert (first["missing_vectors"], first["orphan_vectors"]) == (1, 1)
+    assert (first["missing_lexical"], first["orphan_lexical"]) == (1, 1)
+    res = runner.invoke(app, ["doctor", "--data-dir", str(tmp_path / "m"), "--repair"], env=env)
+    assert res.exit_code == 0, res.output
+    after = json.loads(runner.invoke(app, ["doctor", "--data-dir", str(tmp_path / "m")], env=env).output)
+    assert after["missing_vectors"] == after["orphan_vectors"] == after["missing_lexical"] == after["orphan_lexical"] == 0
+    assert after["units"] == first["units"] == after["vectors"]
