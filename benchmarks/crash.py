@@ -148,12 +148,13 @@ class _Killer:
         self.span = max(1, plan.batches // (kills + 1))
 
     def next_life(self, remaining: int) -> tuple[int, float] | None:
-        """(acknowledgements before the fatal request, its delay in batch times), or None: no kill. The
-        fatal request is never past the last of the ``remaining`` batches, so every planned kill happens."""
+        """(acknowledgements before the fatal request, its delay in batch times), or None: no kill. Each
+        later planned kill keeps a batch of the ``remaining`` ones to die on, so every planned kill happens
+        (a fatal request may still complete before the kill: that batch is acknowledged)."""
         if self.left <= 0:
             return None
         self.left -= 1
-        return min(self.rng.randint(0, 2 * self.span), max(0, remaining - 1)), self.rng.random() * 1.5
+        return min(self.rng.randint(0, 2 * self.span), max(0, remaining - 1 - self.left)), self.rng.random() * 1.5
 
 
 # -- embedded profile ------------------------------------------------------------------------------------
