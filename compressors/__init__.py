@@ -12,6 +12,7 @@ from memsvc.compressors.base import (
     Summary,
     SummaryRequest,
 )
+from memsvc.compressors.denoise import Denoiser
 from memsvc.compressors.prompt import LLMLingua2Compressor, SelfInfoCompressor
 from memsvc.registry import Registry
 
@@ -23,6 +24,7 @@ PROMPT_COMPRESSORS.register("llmlingua2")(LLMLingua2Compressor)
 __all__ = [
     "PROMPT_COMPRESSORS",
     "Compressed",
+    "Denoiser",
     "IdentityCompressor",
     "LLMLingua2Compressor",
     "Passage",

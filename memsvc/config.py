@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 __all__ = [
+    "CompressorConfig",
     "ConsolidationConfig",
     "DecayConfig",
     "EmbedderConfig",
@@ -63,9 +64,32 @@ class SegmenterConfig(ComponentConfig):
 
 
 class CompressorConfig(ComponentConfig):
-    """Prompt compressor applied to episode text before it is embedded (``none`` keeps text as is)."""
+    """Prompt compression as denoising in the write path (SeCom): with ``denoise`` on, each chat turn is
+    compressed by ``backend`` at ``rate`` when stored and its vector (and the episode centroid built
+    from it) is computed from the compressed text; the original text stays the unit's text.
 
-    backend: str = "none"
+        Settings(compressor={"denoise": True})                          # selfinfo at 0.7, original text back
+        Settings(compressor={"denoise": True, "returns": "compressed"})  # search returns compressed text
+
+    The compressed text is stored on the unit (``meta.compressed_text``) with the compressor's name and
+    version (``units.compressor``); changing these settings applies to new writes, and to stored units
+    after ``memsvc doctor --reindex``."""
+
+    backend: str = "selfinfo"
+    denoise: bool = False
+    """Embed (and optionally index lexically) the compressed turn text. Off by default."""
+    rate: float = Field(default=0.7, gt=0.0, le=1.0)
+    """Share of cl100k tokens kept."""
+    returns: Literal["original", "compressed"] = "original"
+    """Which text search, context and hits return for compressed units."""
+    lexical: Literal["original", "compressed"] = "original"
+    """Which text the keyword (BM25) index holds for compressed units."""
+
+    @model_validator(mode="after")
+    def _needs_denoise(self) -> CompressorConfig:
+        if not self.denoise and (self.returns != "original" or self.lexical != "original"):
+            raise ValueError("compressor.returns/lexical = 'compressed' need compressor.denoise = true")
+        return self
 
 
 class VectorConfig(ComponentConfig):

@@ -8,6 +8,10 @@ No LLM is called here. Order of work for one ``add``:
 Relative dates in a turn ("yesterday") are resolved against the turn's timestamp and written next to
 the expression in the stored unit text ("yesterday [2023-05-07]"); the resolved ranges also go to the
 unit's metadata (``dates``) for temporal ranking.
+With a ``Denoiser`` (``compressor.denoise``), each turn is also compressed (SeCom's denoising): its
+vector is the embedding of the compressed text, so the episode centroid is built from compressed turns;
+the compressed text is stored on the unit (``meta.compressed_text``, ``compressor``/``compressor_version``)
+and, by config, feeds the keyword index and is what search returns.
 A crash between 2 and 3 leaves ``pending`` units that ``reindex_pending`` (run on open and by
 reconcile) indexes again, so an acknowledged write is never lost and is searchable on return.
 """
@@ -25,6 +29,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from memsvc._types import Level
+from memsvc.compressors.denoise import COMPRESSED_TEXT, Denoiser
 from memsvc.embedders import Embedder
 from memsvc.exceptions import InvalidInputError
 from memsvc.models import ChatEvent
@@ -35,7 +40,7 @@ from memsvc.stores.sql import SQLRecordStore
 from memsvc.stores.sql_schema import EventRow, UnitRow, UnitSourceRow
 from memsvc.tokens import count_tokens
 
-__all__ = ["Ingestor", "lexical_doc", "turn_text", "unit_text"]
+__all__ = ["COMPRESSED_TEXT", "Ingestor", "lexical_doc", "turn_text", "unit_text"]
 
 
 def turn_text(role: str | None, name: str | None, text: str) -> str:
@@ -59,9 +64,11 @@ CONTEXT_TURNS = 4
 """A turn's lexical ``context`` field holds it and up to this many turns before it in its session."""
 
 
-def lexical_doc(u: UnitRow, context: str | None = None) -> LexicalDoc:
-    """The keyword-index document of a unit (``context``: the turn with the turns before it)."""
-    return LexicalDoc(id=u.id, text=u.text, tenant=u.tenant_id, user=u.user_id, level=u.level,
+def lexical_doc(u: UnitRow, context: str | None = None, compressed: bool = False) -> LexicalDoc:
+    """The keyword-index document of a unit (``context``: the turn with the turns before it);
+    ``compressed``: its compressed text when it has one."""
+    text = ((u.meta or {}).get(COMPRESSED_TEXT) or u.text) if compressed else u.text
+    return LexicalDoc(id=u.id, text=text, tenant=u.tenant_id, user=u.user_id, level=u.level,
                       start=_posix(u.start_ts), end=_posix(u.end_ts), session=u.session_id, stream=u.stream_id,
                       context=context)
 
@@ -74,6 +81,7 @@ class _Open:
     event_ids: list[str] = field(default_factory=list)
     items: list[SegmentItem] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    """Original turn texts (their compressed forms come from the denoiser's memory)."""
 
 
 def _posix(ts: datetime) -> float:
@@ -91,6 +99,7 @@ class Ingestor:
         segmenter: Segmenter,
         lexical: LexicalIndex | None = None,
         resolve_dates: bool = True,
+        denoiser: Denoiser | None = None,
     ) -> None:
         self.sql = sql
         self.vectors = vectors
@@ -98,6 +107,7 @@ class Ingestor:
         self.segmenter = segmenter
         self.lexical = lexical
         self.resolve_dates = resolve_dates
+        self.denoiser = denoiser
         self._open: dict[tuple[str, str, str], _Open] = {}
         self._recent: dict[tuple[str, str, str | None], list[str]] = {}
         self._locks: dict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
@@ -148,7 +158,8 @@ class Ingestor:
         now = datetime.now(UTC)
         annotated = [unit_text(e.role, e.name, e.text, e.timestamp or now, self.resolve_dates) for _, e in fresh]
         texts = [t for t, _ in annotated]
-        vecs = self.embedder.embed(texts)
+        ctexts = self.denoiser.texts(texts) if self.denoiser else None
+        vecs = self.embedder.embed(ctexts if ctexts is not None else texts)
         seq0 = self.sql.max_seq(scope)
         producer = {"embedder": self.embedder.name, "embedder_version": self.embedder.version}
         ev_rows, unit_rows, src_rows, points = [], [], [], []
@@ -170,6 +181,8 @@ class Ingestor:
                     **producer,
                 )
             )
+            if ctexts is not None:
+                self._mark(unit_rows[-1], ctexts[k])
             src_rows.append(UnitSourceRow(unit_id=eid, event_id=eid, position=0))
             points.append(
                 VectorPoint(id=eid, vector=vec, tenant=scope.tenant, user=scope.user, level=Level.TURN.value,
@@ -182,10 +195,37 @@ class Ingestor:
         self.vectors.upsert(points + ep_points)
         if self.lexical is not None:
             ctx = self._contexts_online(scope, fresh, texts)
-            self.lexical.upsert([lexical_doc(u, ctx[k]) for k, u in enumerate(unit_rows)]
-                                + [lexical_doc(u) for u in ep_units])
+            self.lexical.upsert([self.lexical_doc(u, ctx[k]) for k, u in enumerate(unit_rows)]
+                                + [self.lexical_doc(u) for u in ep_units])
         self.sql.set_index_state([p.id for p in points + ep_points], "indexed")
         return ids
+
+    # -- denoising -------------------------------------------------------------------------------------
+    def lexical_doc(self, u: UnitRow, context: str | None = None) -> LexicalDoc:
+        """``lexical_doc`` with this ingestor's choice of text (compressed when ``compressor.lexical``)."""
+        if self.denoiser is None or not self.denoiser.lexical:
+            return lexical_doc(u, context)
+        if context is not None and _denoisable(u):
+            context = self.denoiser.text(context)
+        return lexical_doc(u, context, compressed=True)
+
+    def _embed_inputs(self, texts: Sequence[str]) -> list[str]:
+        return self.denoiser.texts(texts) if self.denoiser is not None else list(texts)
+
+    def _mark(self, u: UnitRow, compressed: str) -> bool:
+        """Record ``compressed`` as the unit's compressed text; True when that changed the unit."""
+        if self.denoiser is None:
+            return False
+        meta = dict(u.meta or {})
+        prod = self.denoiser.producer
+        if meta.get(COMPRESSED_TEXT) == compressed and u.compressor == prod["compressor"] \
+                and u.compressor_version == prod["compressor_version"]:
+            return False
+        meta[COMPRESSED_TEXT] = compressed
+        meta["compressed_tokens"] = count_tokens(compressed)
+        u.meta = meta
+        u.compressor, u.compressor_version = prod["compressor"], prod["compressor_version"]
+        return True
 
     def _contexts_online(self, scope: Scope, fresh: Sequence[tuple[str, ChatEvent]], texts: Sequence[str]) -> list[str]:
         """Context field of each new turn: the turn after the last ``CONTEXT_TURNS`` turns of its session
@@ -242,7 +282,7 @@ class Ingestor:
         vecs = self.vectors.fetch(eids)
         missing = [i for i in eids if i not in vecs]
         if missing:  # index lost them: re-embed from SQL text (the truth)
-            got = self.embedder.embed([self._text(evs[i]) for i in missing])
+            got = self.embedder.embed(self._embed_inputs([self._text(evs[i]) for i in missing]))
             vecs.update(dict(zip(missing, got, strict=True)))
         op = _Open(unit_id=unit.id)
         for i in eids:
@@ -329,6 +369,8 @@ class Ingestor:
             token_count=count_tokens(text), segmenter=getattr(self.segmenter, "name", type(self.segmenter).__name__),
             meta={"turns": len(items), "vector": "centroid"}, **producer,
         )
+        if self.denoiser is not None:
+            self._mark(unit, self.denoiser.text(text))
         srcs = [UnitSourceRow(unit_id=unit_id, event_id=e, position=i) for i, e in enumerate(event_ids)]
         point = VectorPoint(id=unit_id, vector=centroid, tenant=scope.tenant, user=scope.user,
                             level=Level.EPISODE.value, start=_posix(start), end=_posix(end), session=session)
@@ -354,8 +396,18 @@ class Ingestor:
         turns = [u for u in units if u.level != Level.EPISODE.value]
         episodes = [u for u in units if u.level == Level.EPISODE.value]
         points: list[VectorPoint] = []
+        inputs = {u.id: u.text for u in units}
+        if self.denoiser is not None:
+            den = [u for u in units if _denoisable(u)]
+            changed = []
+            for u, c in zip(den, self.denoiser.texts([u.text for u in den]), strict=True):
+                inputs[u.id] = c
+                if self._mark(u, c):
+                    changed.append(u)
+            if changed:  # units stored before denoising was on (or by another compressor)
+                self.sql.write(units=changed)
         if turns:
-            vecs = self.embedder.embed([u.text for u in turns])
+            vecs = self.embedder.embed([inputs[u.id] for u in turns])
             points += [self._point(u, v) for u, v in zip(turns, vecs, strict=True)]
             self.vectors.upsert(points)
         if episodes:
@@ -365,12 +417,12 @@ class Ingestor:
             for u in episodes:
                 vs = [have[e] for e in srcs.get(u.id, []) if e in have]
                 if not vs:  # member turns not indexed yet: embed the episode text itself
-                    vs = [self.embedder.embed([u.text])[0]]
+                    vs = [self.embedder.embed([inputs[u.id]])[0]]
                 points.append(self._point(u, normalize_rows(np.mean(np.stack(vs), axis=0))[0]))
             self.vectors.upsert(points[len(turns) :])
         if self.lexical is not None:
             ctx = self.contexts(units)
-            self.lexical.upsert([lexical_doc(u, ctx.get(u.id)) for u in units])
+            self.lexical.upsert([self.lexical_doc(u, ctx.get(u.id)) for u in units])
         self.sql.set_index_state([p.id for p in points], "indexed")
         return len(points)
 
@@ -378,3 +430,9 @@ class Ingestor:
     def _point(u: UnitRow, vec: np.ndarray) -> VectorPoint:
         return VectorPoint(id=u.id, vector=vec, tenant=u.tenant_id, user=u.user_id, level=u.level,
                            start=_posix(u.start_ts), end=_posix(u.end_ts), session=u.session_id, stream=u.stream_id)
+
+
+def _denoisable(u: UnitRow) -> bool:
+    """Chat turns and episodes are denoised; video units and consolidation products are not."""
+    return u.level in (Level.TURN.value, Level.EPISODE.value) and u.stream_id is None \
+        and not (u.meta or {}).get("scene")

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from memsvc._types import Level
+from memsvc.compressors.denoise import Denoiser
 from memsvc.config import Settings
 from memsvc.embedders import EMBEDDERS, IMAGE_EMBEDDERS, Embedder, ImageEmbedder
 from memsvc.exceptions import ConfigError, IndexMismatchError, InvalidInputError, RecordNotFound
@@ -55,6 +56,16 @@ def _lexical(settings: Settings) -> LexicalIndex | None:
     opts: dict[str, Any] = {"path": str(settings.lexical_path)} if cfg.backend == "qdrant-edge" else {}
     opts.update(cfg.options)
     return LEXICAL_INDEXES.create(cfg.backend, **opts)
+
+
+def _denoiser(settings: Settings) -> Denoiser | None:
+    cfg = settings.compressor
+    if not cfg.denoise:
+        return None
+    from memsvc.compressors import PROMPT_COMPRESSORS
+
+    return Denoiser(PROMPT_COMPRESSORS.create(cfg.backend, **cfg.options), rate=cfg.rate,
+                    lexical=cfg.lexical == "compressed", returns_compressed=cfg.returns == "compressed")
 
 
 class MemoryService:
@@ -100,9 +111,11 @@ class MemoryService:
             self.sql.close()
             raise
         self.segmenter = segmenter or SEGMENTERS.create(settings.segmenter.backend, **settings.segmenter.options)
+        denoiser = _denoiser(settings)
         self.ingestor = Ingestor(self.sql, self.vectors, self.embedder, self.segmenter, self.lexical,
-                                 resolve_dates=settings.retrieval.annotate_dates)
-        self.retriever = HybridRetriever(self.sql, self.vectors, self.embedder, self.lexical, settings.retrieval)
+                                 resolve_dates=settings.retrieval.annotate_dates, denoiser=denoiser)
+        self.retriever = HybridRetriever(self.sql, self.vectors, self.embedder, self.lexical, settings.retrieval,
+                                         compressed_text=denoiser is not None and denoiser.returns_compressed)
         from memsvc.video import VideoIngestor
 
         self._image_embedder: list[ImageEmbedder | None] = []  # built on first use (CLIP loads a model)
@@ -163,15 +176,13 @@ class MemoryService:
         """Write every live unit's text to the lexical index again (SQL is the truth)."""
         if self.lexical is None:
             return 0
-        from memsvc.pipeline import lexical_doc
-
         n, after = 0, ""
         while True:
             rows = self.sql.units_page(after, 2_000)
             if not rows:
                 return n
             ctx = self.ingestor.contexts(rows)
-            self.lexical.upsert([lexical_doc(u, ctx.get(u.id)) for u in rows])
+            self.lexical.upsert([self.ingestor.lexical_doc(u, ctx.get(u.id)) for u in rows])
             n += len(rows)
             after = rows[-1].id
 

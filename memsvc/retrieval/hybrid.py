@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from memsvc._types import Level
+from memsvc.compressors.denoise import COMPRESSED_TEXT
 from memsvc.config import RetrievalConfig
 from memsvc.embedders import Embedder
 from memsvc.models import Hit
@@ -84,12 +85,15 @@ class HybridRetriever:
         embedder: Embedder,
         lexical: LexicalIndex | None = None,
         config: RetrievalConfig | None = None,
+        compressed_text: bool = False,
     ) -> None:
         self.sql = sql
         self.vectors = vectors
         self.embedder = embedder
         self.lexical = lexical
         self.cfg = config or RetrievalConfig()
+        self.compressed_text = compressed_text
+        """Hits carry a unit's compressed text (``meta.compressed_text``) where it has one."""
 
     def hydrate(self, scope: Scope, found: Sequence[tuple[str, float]], component: str) -> list[Hit]:
         """(id, score) pairs from another index (e.g. the video frame index) as hits, in that order;
@@ -395,15 +399,18 @@ class HybridRetriever:
         starts = self.sql.stream_starts(scope, flt.stream)
         return {s: t + timedelta(seconds=tc.video_offset) for s, t in starts.items()} or None
 
-    @staticmethod
-    def _hit(u: UnitRow, sources: list[str], comp: dict[str, float], raw: dict[str, float], seq: int | None) -> Hit:
+    def _hit(self, u: UnitRow, sources: list[str], comp: dict[str, float], raw: dict[str, float],
+             seq: int | None) -> Hit:
         components = {k: round(v, 6) for k, v in sorted(comp.items())}
         for k, v in sorted(raw.items()):
             components[f"{k}_raw"] = round(v, 6)
+        meta = dict(u.meta or {})
+        compressed = meta.pop(COMPRESSED_TEXT, None)  # not sent twice: it is the text, or not asked for
+        text = compressed if self.compressed_text and compressed else u.text
         return Hit(
-            id=u.id, text=u.text, score=round(sum(comp.values()), 6), level=Level(u.level), start_time=u.start_ts,
+            id=u.id, text=text, score=round(sum(comp.values()), 6), level=Level(u.level), start_time=u.start_ts,
             end_time=u.end_ts, source_ids=list(sources), user_id=u.user_id, session_id=u.session_id,
-            stream_id=u.stream_id, components=components, metadata=dict(u.meta or {}), seq=seq,
+            stream_id=u.stream_id, components=components, metadata=meta, seq=seq,
         )
 
 
