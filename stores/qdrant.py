@@ -6,7 +6,8 @@ One collection holds every tenant; each point carries ``tenant``/``user`` (keywo
 ``is_tenant``, so the server co-locates a tenant's points), ``session``/``stream``/``level`` (keyword)
 and ``start``/``end`` (float, POSIX seconds) in its payload, and every query filters by tenant AND user.
 Vectors are one named dense vector (cosine). With ``quantization="int8"|"binary"`` the server searches
-the quantized copy and rescores ``oversampling × k`` candidates with the full vectors.
+the quantized copy and rescores ``oversampling × k`` candidates with the full vectors (``rescore=False``:
+quantized scores only). ``vector_bytes()`` gives the sizes of the full and the quantized vectors.
 
 Local mode (``path=`` or ``location=":memory:"``) is qdrant-client's pure-Python engine, exact and
 single-process: meant for tests and small setups. It ignores payload indexes and search parameters
@@ -31,7 +32,14 @@ from memsvc.exceptions import (
     StoreError,
     StoreUnavailable,
 )
-from memsvc.stores.base import Scope, VectorFilter, VectorPoint, check_point_id, check_vectors
+from memsvc.stores.base import (
+    Scope,
+    VectorFilter,
+    VectorPoint,
+    check_point_id,
+    check_vectors,
+    quantized_vector_bytes,
+)
 
 __all__ = ["QdrantVectorStore"]
 
@@ -109,6 +117,7 @@ class QdrantVectorStore:
         api_key: str | None = None,
         quantization: str = "none",
         oversampling: float = 2.0,
+        rescore: bool = True,
         scroll_page: int = 1000,
         **client_options: Any,
     ) -> None:
@@ -131,6 +140,7 @@ class QdrantVectorStore:
         self.collection = collection
         self.quantization = quantization
         self.oversampling = oversampling
+        self.rescore = rescore
         self.scroll_page = scroll_page
         self._m = _models()
         from qdrant_client import QdrantClient
@@ -274,7 +284,7 @@ class QdrantVectorStore:
         params = None
         if self.quantization != "none" and not self.local:
             params = m.SearchParams(
-                quantization=m.QuantizationSearchParams(rescore=True, oversampling=self.oversampling)
+                quantization=m.QuantizationSearchParams(rescore=self.rescore, oversampling=self.oversampling)
             )
         f = self._filter(scope, flt)
         reqs = [
@@ -316,6 +326,18 @@ class QdrantVectorStore:
     def count(self, scope: Scope | None = None) -> int:
         with self._call("count") as c:
             return int(c.count(self.collection, count_filter=self._filter(scope), exact=True).count)
+
+    def vector_bytes(self) -> dict[str, float]:
+        """``points``, ``float32_bytes`` (points × dim × 4) and, when quantized, ``quantized_bytes`` from
+        Qdrant's storage layout (``stores.base.quantized_vector_bytes``, measured on the same engine in
+        qdrant-edge): a server reports no file sizes."""
+        points = self.count()
+        out: dict[str, float] = {"points": points, "float32_bytes": points * self.dim * 4}
+        if self.quantization != "none":
+            per = quantized_vector_bytes(self.quantization, self.dim)
+            out.update(quantized_bytes=points * per, quantized_points=points, quantized_bytes_per_vector=per,
+                       ratio=round(4 * self.dim / per, 3))
+        return out
 
     def flush(self) -> None:
         return None  # every write above waits until it is applied (and local mode saves on write)

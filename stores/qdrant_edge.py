@@ -5,6 +5,12 @@ with brute-force segments; once ``hnsw_threshold`` points are not yet in an HNSW
 runs ``optimize()``, which builds it. The engine holds the GIL while it optimizes (30k points: ~12 s on
 2 cores), so a background thread would stall the process just the same: consolidation calls
 ``optimize()`` on its schedule, and the threshold bounds the work left for a write.
+
+Quantization (``int8`` scalar or ``binary``): the engine keeps the float32 vectors and adds a quantized
+copy that search scans first, then rescores ``oversampling × k`` candidates with the full vectors
+(``rescore=False`` returns the quantized scores). Binary copies are kept for every segment; int8 copies
+only for optimized segments (built with the HNSW index at ``hnsw_threshold``), so a shard below it
+searches full vectors. ``vector_bytes()`` reports both sizes from the segment files.
 """
 
 from __future__ import annotations
@@ -19,13 +25,22 @@ import numpy as np
 
 from memsvc._types import Vector
 from memsvc.exceptions import (
+    ConfigError,
     EmbeddingError,
     IndexMismatchError,
     MissingDependencyError,
     StoreError,
     StoreUnavailable,
 )
-from memsvc.stores.base import Scope, VectorFilter, VectorPoint, check_point_id, check_vectors
+from memsvc.stores.base import (
+    QUANTIZATIONS,
+    Scope,
+    VectorFilter,
+    VectorPoint,
+    check_point_id,
+    check_vectors,
+    quantized_vector_bytes,
+)
 
 __all__ = ["QdrantEdgeVectorStore"]
 
@@ -63,13 +78,19 @@ class QdrantEdgeVectorStore:
         quantization: str = "none",
         hnsw_threshold: int = 20_000,
         oversampling: float = 2.0,
+        rescore: bool = True,
     ) -> None:
+        if quantization not in QUANTIZATIONS:
+            raise ConfigError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
+        if oversampling < 1.0:
+            raise ConfigError(f"oversampling must be >= 1, got {oversampling!r}")
         q = _edge()
         self.dim = dim
         self.path = Path(path)
         self.quantization = quantization
         self.hnsw_threshold = hnsw_threshold
         self.oversampling = oversampling
+        self.rescore = rescore
         self._q = q
         with _mapped():
             if (self.path / "edge_config.json").exists() or any(self.path.glob("segments*")):
@@ -195,7 +216,7 @@ class QdrantEdgeVectorStore:
         params = None
         if self.quantization != "none":
             params = q.SearchParams(
-                quantization=q.QuantizationSearchParams(rescore=True, oversampling=self.oversampling)
+                quantization=q.QuantizationSearchParams(rescore=self.rescore, oversampling=self.oversampling)
             )
         f = self._filter(scope, flt)
         reqs = [
@@ -258,6 +279,27 @@ class QdrantEdgeVectorStore:
         """Build the HNSW index (and merge segments) now; blocks until done."""
         with _mapped():
             return bool(self._shard.optimize())
+
+    def vector_bytes(self) -> dict[str, float]:
+        """Sizes of the vectors held: ``points``; ``float32_bytes`` (full vectors, points × dim × 4, kept
+        for rescoring); ``quantized_bytes`` and ``quantized_points``, read from the quantized storage
+        files of optimized segments (appendable segments are not counted: binary quantization keeps
+        them in preallocated pages); ``quantized_bytes_per_vector`` and ``ratio`` (float32 / quantized)."""
+        self.flush()
+        points = self.count()
+        out: dict[str, float] = {"points": points, "float32_bytes": points * self.dim * 4}
+        if self.quantization == "none":
+            return out
+        qbytes = qpoints = 0
+        for seg in (self.path / "segments").glob("*/vector_storage-" + _VEC):
+            data, matrix = seg / "quantized.data", seg / "matrix.dat"
+            if data.is_file() and matrix.is_file():
+                qbytes += data.stat().st_size
+                qpoints += (matrix.stat().st_size - 4) // (4 * self.dim)  # 4-byte header, then the rows
+        per = qbytes / qpoints if qpoints else float(quantized_vector_bytes(self.quantization, self.dim))
+        out.update(quantized_bytes=qbytes, quantized_points=qpoints, quantized_bytes_per_vector=round(per, 2),
+                   ratio=round(4 * self.dim / per, 3))
+        return out
 
     def _maybe_optimize(self) -> None:
         if self.unindexed() >= self.hnsw_threshold:

@@ -45,6 +45,7 @@ class FakeQdrantServer:
         self.queries: list[str] = []
         self.fail_with: httpx.Response | Exception | None = None
         self.lose_create_race = False
+        self.points = 0
 
     def sent(self, method: str, suffix: str) -> list[Any]:
         return [body for m, path, body in self.requests if m == method and path.endswith(suffix)]
@@ -77,7 +78,7 @@ class FakeQdrantServer:
         if path.endswith("/points/query/batch"):
             return _ok([{"points": []} for _ in body["searches"]])
         if path.endswith("/points/count"):
-            return _ok({"count": 0})
+            return _ok({"count": self.points})
         if path.endswith("/points/scroll"):
             return _ok({"points": [], "next_page_offset": None})
         return httpx.Response(404, json={"status": {"error": f"no route {request.method} {path}"}})
@@ -215,6 +216,21 @@ def test_quantized_search_rescores_with_oversampling() -> None:
     (batch,) = server.sent("POST", "/points/query/batch")
     assert batch["searches"][0]["params"]["quantization"] == {"rescore": True, "oversampling": 3.0}
     store.close()
+
+
+def test_quantized_search_without_rescoring_and_vector_sizes() -> None:
+    server = FakeQdrantServer()
+    server.points = 1000
+    store = connect(server, quantization="int8", rescore=False)
+    store.search(SCOPE, np.ones((1, DIM)), 5)
+    (batch,) = server.sent("POST", "/points/query/batch")
+    assert batch["searches"][0]["params"]["quantization"] == {"rescore": False, "oversampling": 2.0}
+    sizes = store.vector_bytes()
+    per = -(-DIM // 16) * 16 + 4  # int8 codes padded to 16 bytes + a float correction
+    assert sizes == {"points": 1000, "float32_bytes": 1000 * DIM * 4, "quantized_bytes": 1000 * per,
+                     "quantized_points": 1000, "quantized_bytes_per_vector": per, "ratio": round(4 * DIM / per, 3)}
+    store.close()
+    assert set(connect(server).vector_bytes()) == {"points", "float32_bytes"}
 
 
 def test_writes_wait_and_scope_deletes_filter_by_tenant_and_user() -> None:
