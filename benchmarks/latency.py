@@ -7,6 +7,9 @@
 3. Timed, one call at a time after a short warm-up: ``samples`` single-turn ``Memory.add`` calls (a new
    turn in a live session of a random user) and ``samples`` ``Memory.search`` calls (query embedding
    included) with the default limit of 10 hits, and as many with ``budget_tokens=1000``.
+4. Index: ``vector_bytes`` (float32 and, when quantized, quantized vector bytes, from the store) and
+   ``dense_recall_at_10``: for ``samples`` queries, the share of the exact 10 nearest points (numpy over
+   every vector of the user) that the vector store's search returns: what quantization (and HNSW) cost.
 """
 
 from __future__ import annotations
@@ -126,6 +129,7 @@ def _run(
             took = time.perf_counter() - t1
             if i >= 10:
                 (budget_s if budget else search_s).append(took)
+        index = _index(m, users, queries[: samples], rng)
     finally:
         m.close()
     return {
@@ -141,4 +145,37 @@ def _run(
         "consolidate_s": round(consolidate_s, 1),
         "consolidate": cons,
         "stats": stats,
+        "index": index,
     }
+
+
+def _index(m: Any, users: int, queries: list[str], rng: random.Random, k: int = 10) -> dict[str, Any]:
+    import numpy as np
+
+    from memsvc.stores import Scope
+
+    svc = m.service
+    sizes = getattr(svc.vectors, "vector_bytes", None)
+    out: dict[str, Any] = {"vector_bytes": sizes() if callable(sizes) else None}
+    qv = svc.embedder.embed(queries)
+    by_user: dict[str, list[int]] = {}
+    for i in range(len(queries)):
+        by_user.setdefault(f"user-{rng.randrange(users):04d}", []).append(i)
+    hit = total = 0
+    for uid, idx in by_user.items():
+        scope = Scope(svc.tenant, uid)
+        ids = sorted(svc.vectors.ids(scope))
+        if not ids:
+            continue
+        vecs = svc.vectors.fetch(ids)
+        ids = [i for i in ids if i in vecs]
+        mat = np.stack([vecs[i] for i in ids])
+        mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-9)
+        exact = np.argsort(-(qv[idx] @ mat.T), axis=1)[:, :k]
+        got = svc.vectors.search(scope, qv[idx], k)
+        for row, res in zip(exact, got, strict=True):
+            want = {ids[j] for j in row}
+            hit += len(want & {pid for pid, _ in res})
+            total += len(want)
+    out["dense_recall_at_10"] = round(hit / total, 4) if total else None
+    return out

@@ -2,12 +2,18 @@
 
 Per conversation: a fresh embedded store in a temporary folder, one ``Memory.add`` per session (see
 ``datasets.ingest_locomo``); then for every QA of categories 1-4 and every budget B,
-``Memory.search(question, budget_tokens=B)`` is scored with ``evidence.recall_from_hits`` and
-``Memory.context(question, budget_tokens=B)`` is counted in cl100k tokens.
+``Memory.search(question, budget_tokens=B)`` is scored with ``evidence.recall_from_hits`` and its context
+text (``format_context`` of those hits, which is what ``Memory.context`` returns) is counted in cl100k
+tokens.
 
 Result keys: ``recall`` {budget: %}, ``per_category`` {category: {budget: %}}, ``tokens_mean`` {budget:
 tokens}, ``add_ms`` (one ``add`` call = one session) and ``search_ms`` {"p50", "p95"}, plus
-``add_ms_per_turn``, ``over_budget``, ``conversations``, ``questions``, ``turns``.
+``add_ms_per_turn``, ``over_budget``, ``conversations``, ``questions``, ``turns``, and ``index``: the
+vector sizes summed over the conversations' stores (``vector_bytes()``: float32 and quantized bytes)
+and the compressed share of stored turn tokens when the settings denoise.
+
+``embedder``: an embedder instance to use instead of the settings' one (the CLI passes a
+``CachedEmbedder`` around MiniLM so the configurations it compares do not embed the same texts again).
 """
 
 from __future__ import annotations
@@ -37,9 +43,11 @@ def run_locomo(
     settings: Any = None,
     limit: int | None = None,
     progress: Callable[[str], None] | None = None,
+    embedder: Any = None,
 ) -> dict[str, Any]:
     """Run the benchmark on a LoCoMo file; ``limit`` takes the first N conversations."""
     from memsvc import Memory
+    from memsvc.retrieval.packing import format_context
     from memsvc.tokens import count_tokens
 
     convs = list(iter_steps(load_locomo(data), 1, limit))
@@ -50,11 +58,15 @@ def run_locomo(
     add_turn_s: list[float] = []
     search_s: list[float] = []
     over = 0
+    index: dict[str, float] = {}
+    components = {"embedder": embedder} if embedder is not None else {}
     for conv in convs:
         with tempfile.TemporaryDirectory(prefix="memsvc-bench-") as d:
-            m = Memory(settings, path=d)
+            m = Memory(settings, path=d, **components)
+            sep = m.settings.retrieval.separator
             try:
                 key_of, text_of, took = ingest_locomo(m, conv, conv.sample_id)
+                _index_sizes(m, conv.sample_id, index)
                 add_s += took
                 add_turn_s += [
                     t / len(turns) for t, (_, turns) in zip(took, conv.sessions, strict=True) if turns
@@ -64,7 +76,8 @@ def run_locomo(
                         t0 = time.perf_counter()
                         hits = m.search(qa.question, user_id=conv.sample_id, budget_tokens=b)
                         search_s.append(time.perf_counter() - t0)
-                        n = count_tokens(m.context(qa.question, user_id=conv.sample_id, budget_tokens=b))
+                        # Memory.context(question, budget_tokens=b) is exactly this text (one search, not two)
+                        n = count_tokens(format_context(hits, sep))
                         toks[b].append(n)
                         over += n > b
                         r = recall_from_hits(hits, qa.evidence, key_of, text_of)
@@ -72,6 +85,9 @@ def run_locomo(
                         cat.setdefault(qa.category, {x: [] for x in budgets})[b].append(r)
             finally:
                 m.close()
+                save = getattr(embedder, "save", None)
+                if callable(save):
+                    save()
         if progress:
             progress(
                 f"{conv.sample_id}: {len(conv.qas)} questions, "
@@ -89,4 +105,33 @@ def run_locomo(
         "questions": sum(len(c.qas) for c in convs),
         "turns": sum(c.n_turns for c in convs),
         "category_names": {str(c): CATEGORIES.get(c, "?") for c in sorted(cat)},
+        "index": _index_summary(index),
     }
+
+
+def _index_sizes(m: Any, user: str, acc: dict[str, float]) -> None:
+    """Add one store's vector sizes and compressed-token counts to ``acc``."""
+    from memsvc.stores import Scope
+
+    svc = m.service
+    sizes = getattr(svc.vectors, "vector_bytes", None)
+    if callable(sizes):
+        for k, v in sizes().items():
+            if k not in ("quantized_bytes_per_vector", "ratio"):
+                acc[k] = acc.get(k, 0) + v
+    rows = svc.sql.units(Scope(svc.tenant, user), sorted(svc.sql.live_unit_ids(Scope(svc.tenant, user))))
+    for u in rows.values():
+        if u.level == "turn":
+            acc["turn_tokens"] = acc.get("turn_tokens", 0) + (u.token_count or 0)
+            acc["turn_tokens_compressed"] = acc.get("turn_tokens_compressed", 0) + (u.meta or {}).get(
+                "compressed_tokens", u.token_count or 0)
+
+
+def _index_summary(acc: dict[str, float]) -> dict[str, float]:
+    out = dict(acc)
+    if acc.get("quantized_points"):
+        out["quantized_bytes_per_vector"] = round(acc["quantized_bytes"] / acc["quantized_points"], 2)
+        out["ratio"] = round(acc["float32_bytes"] / acc["points"] / out["quantized_bytes_per_vector"], 3)
+    if acc.get("turn_tokens"):
+        out["turn_tokens_kept"] = round(acc["turn_tokens_compressed"] / acc["turn_tokens"], 4)
+    return out

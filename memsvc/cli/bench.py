@@ -14,7 +14,7 @@ import typer
 from memsvc.cli import bench_app
 from memsvc.config import Settings
 
-__all__ = ["bench_latency", "bench_locomo", "bench_longmemeval", "parse_budgets"]
+__all__ = ["bench_latency", "bench_locomo", "bench_longmemeval", "bench_settings", "parse_budgets"]
 
 ResultsDir = Annotated[
     Path | None,
@@ -31,6 +31,64 @@ def parse_budgets(text: str) -> list[int]:
     if not out or any(b < 1 for b in out):
         raise typer.BadParameter("budgets must be positive integers")
     return list(dict.fromkeys(out))
+
+
+def _choice(*allowed: str) -> Any:
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise typer.BadParameter(f"expected one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    return check
+
+
+Quantization = Annotated[
+    str,
+    typer.Option("--vector-quantization", callback=_choice("none", "int8", "binary"),
+                 help="Vector quantization in the index (scalar int8 or binary, with oversampling + rescoring)."),
+]
+HnswThreshold = Annotated[
+    int | None,
+    typer.Option("--hnsw-threshold", min=1, help="qdrant-edge builds its HNSW index (and int8 copies) from this "
+                 "many unindexed points; 1 builds them after every write (default: the settings' value)."),
+]
+Oversampling = Annotated[
+    float | None, typer.Option(min=1.0, help="Quantized candidates rescored per hit (default: the store's).")
+]
+Rescore = Annotated[bool, typer.Option("--rescore/--no-rescore", help="Rescore quantized candidates.")]
+
+
+def bench_settings(
+    compressor: str = "none",
+    compress_rate: float = 0.7,
+    compress_return: str = "original",
+    compress_lexical: str = "original",
+    quantization: str = "none",
+    hnsw_threshold: int | None = None,
+    oversampling: float | None = None,
+    rescore: bool = True,
+) -> Settings:
+    """``Settings()`` (environment included) with the bench options applied: a compressor other than
+    ``none`` turns on denoising at ``compress_rate``."""
+    base = Settings()
+    update: dict[str, Any] = {}
+    if compressor != "none":
+        update["compressor"] = {**base.compressor.model_dump(), "backend": compressor, "denoise": True,
+                                "rate": compress_rate, "returns": compress_return, "lexical": compress_lexical}
+    elif compress_return != "original" or compress_lexical != "original":
+        raise typer.BadParameter("--compress-return/--compress-lexical need --compressor")
+    vec = base.vector.model_dump()
+    vec["quantization"] = quantization
+    if hnsw_threshold is not None:
+        vec["hnsw_threshold"] = hnsw_threshold
+    opts = dict(vec.get("options") or {})
+    if oversampling is not None:
+        opts["oversampling"] = oversampling
+    if not rescore:
+        opts["rescore"] = False
+    vec["options"] = opts
+    update["vector"] = vec
+    return Settings.model_validate({**base.model_dump(), **update})
 
 
 def _log(msg: str) -> None:
@@ -63,6 +121,19 @@ def bench_locomo(
     data: Annotated[Path, typer.Option("--data", exists=True, dir_okay=False, help="LoCoMo JSON file.")],
     budgets: Annotated[str, typer.Option(help="Comma-separated token budgets.")] = "500,1000,2000,4000",
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N conversations.")] = None,
+    compressor: Annotated[str, typer.Option(help="Denoise turns with this prompt compressor (selfinfo, "
+                                            "llmlingua2; none: off).")] = "none",
+    compress_rate: Annotated[float, typer.Option(min=0.05, max=1.0, help="Share of tokens kept.")] = 0.7,
+    compress_return: Annotated[str, typer.Option(callback=_choice("original", "compressed"),
+                                                 help="Text search returns.")] = "original",
+    compress_lexical: Annotated[str, typer.Option(callback=_choice("original", "compressed"),
+                                                  help="Text the keyword index holds.")] = "original",
+    vector_quantization: Quantization = "none",
+    hnsw_threshold: HnswThreshold = None,
+    oversampling: Oversampling = None,
+    rescore: Rescore = True,
+    embed_cache: Annotated[Path | None, typer.Option(help="Keep embedder outputs in this .npz file between "
+                                                     "runs (same vectors, computed once).")] = None,
     results_dir: ResultsDir = None,
 ) -> None:
     """LoCoMo evidence recall (categories 1-4) at token budgets, tokens returned, add/search latency."""
@@ -70,11 +141,21 @@ def bench_locomo(
 
     started = _start()
     bs = parse_budgets(budgets)
-    settings = Settings()
-    result = run_locomo(data, bs, settings, limit, progress=_log)
-    _finish(
-        "locomo", result, settings, {"data": str(data), "budgets": bs, "limit": limit}, results_dir, started
-    )
+    settings = bench_settings(compressor, compress_rate, compress_return, compress_lexical, vector_quantization,
+                              hnsw_threshold, oversampling, rescore)
+    embedder = None
+    if embed_cache is not None:
+        from memsvc.benchmarks.embed_cache import CachedEmbedder
+        from memsvc.embedders import EMBEDDERS
+
+        embedder = CachedEmbedder(EMBEDDERS.create(settings.embedder.backend, **settings.embedder.options), embed_cache)
+    result = run_locomo(data, bs, settings, limit, progress=_log, embedder=embedder)
+    config = {"data": str(data), "budgets": bs, "limit": limit, "compressor": compressor,
+              "compress_rate": compress_rate, "compress_return": compress_return,
+              "compress_lexical": compress_lexical, "vector_quantization": vector_quantization,
+              "hnsw_threshold": hnsw_threshold, "oversampling": oversampling, "rescore": rescore,
+              "embed_cache": str(embed_cache) if embed_cache else None}
+    _finish("locomo", result, settings, config, results_dir, started)
 
 
 @bench_app.command("longmemeval")
@@ -120,6 +201,10 @@ def bench_latency(
     reuse: Annotated[
         bool, typer.Option(help="--data-dir already holds the store an earlier run loaded: time only.")
     ] = False,
+    vector_quantization: Quantization = "none",
+    hnsw_threshold: HnswThreshold = None,
+    oversampling: Oversampling = None,
+    rescore: Rescore = True,
     results_dir: ResultsDir = None,
 ) -> None:
     """Single-turn add and search latency (p50/p95, query embedding included) at N stored turns."""
@@ -128,9 +213,12 @@ def bench_latency(
     from memsvc.benchmarks.latency import run_latency
 
     started = _start()
-    settings = Settings()
+    settings = bench_settings(quantization=vector_quantization, hnsw_threshold=hnsw_threshold,
+                              oversampling=oversampling, rescore=rescore)
     with tqdm(total=n, unit="turn", desc="bulk load", file=sys.stderr, dynamic_ncols=True) as bar:
         result = run_latency(n, settings, users, batch, samples, data_dir=data_dir, progress=bar.update,
                              reuse=reuse)
-    config = {"n": n, "users": users, "batch": batch, "samples": samples, "reuse": reuse}
+    config = {"n": n, "users": users, "batch": batch, "samples": samples, "reuse": reuse,
+              "vector_quantization": vector_quantization, "hnsw_threshold": hnsw_threshold,
+              "oversampling": oversampling, "rescore": rescore}
     _finish("latency", result, settings, config, results_dir, started)

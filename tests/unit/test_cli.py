@@ -206,6 +206,8 @@ def test_bench_latency_tiny(tmp_path: Path) -> None:
     for k in ("add_ms", "search_ms", "search_budget1000_ms"):
         assert out[k]["p95"] >= out[k]["p50"] > 0
     _result_file(tmp_path / "res", "latency")
+    assert out["index"]["vector_bytes"]["float32_bytes"] == out["index"]["vector_bytes"]["points"] * 384 * 4
+    assert 0.0 <= out["index"]["dense_recall_at_10"] <= 1.0
     # load once, time again: the store is reused (earlier timed adds stay in it)
     args = ("bench", "latency", "--n", "300", "--users", "3", "--batch", "100", "--samples", "5",
             "--data-dir", str(tmp_path / "store"), "--results-dir", str(tmp_path / "res3"))
@@ -214,3 +216,40 @@ def test_bench_latency_tiny(tmp_path: Path) -> None:
     assert again["reused_store"] and not first["reused_store"]
     assert again["stats"]["events"] == first["stats"]["events"] + 10
     assert again["search_ms"]["p50"] > 0
+
+
+def test_bench_latency_quantized(tmp_path: Path) -> None:
+    res = invoke("bench", "latency", "--n", "300", "--users", "3", "--batch", "100", "--samples", "5",
+                 "--vector-quantization", "int8", "--hnsw-threshold", "50", "--results-dir", str(tmp_path / "res"))
+    out = json.loads(res.stdout)
+    sizes = out["index"]["vector_bytes"]
+    # the int8 copies exist for the points loaded before the index was built (timed adds come after)
+    assert sizes["points"] >= sizes["quantized_points"] >= 300
+    assert sizes["quantized_bytes_per_vector"] == 384 + 4 and sizes["ratio"] > 3.9
+    assert out["index"]["dense_recall_at_10"] >= 0.9  # rescored
+    doc = _result_file(tmp_path / "res", "latency")
+    assert doc["settings"]["vector"]["quantization"] == "int8" and doc["config"]["hnsw_threshold"] == 50
+
+
+def test_bench_locomo_compression_and_quantization_options(tmp_path: Path) -> None:
+    data = write_locomo(tmp_path)
+    cache = tmp_path / "emb.npz"
+    args = ["bench", "locomo", "--data", str(data), "--budgets", "60,100000", "--compressor", "selfinfo",
+            "--compress-rate", "0.6", "--compress-return", "compressed", "--vector-quantization", "binary",
+            "--hnsw-threshold", "1", "--oversampling", "3", "--embed-cache", str(cache),
+            "--results-dir", str(tmp_path / "res")]
+    out = json.loads(invoke(*args).stdout)
+    idx = out["index"]
+    assert idx["quantized_points"] == idx["points"] and idx["quantized_bytes"] == idx["points"] * 48  # 384 bits
+    assert idx["turn_tokens_compressed"] < idx["turn_tokens"] and 0.4 < idx["turn_tokens_kept"] < 0.9
+    assert out["tokens_mean"]["60"] <= 60 and out["over_budget"] == 0
+    doc = _result_file(tmp_path / "res", "locomo")
+    s = doc["settings"]
+    assert s["compressor"] == {**s["compressor"], "backend": "selfinfo", "denoise": True, "rate": 0.6,
+                               "returns": "compressed"}
+    assert s["vector"]["quantization"] == "binary" and s["vector"]["options"] == {"oversampling": 3.0}
+    assert cache.is_file()
+    again = json.loads(invoke(*args[:-2], "--results-dir", str(tmp_path / "res2")).stdout)
+    assert again["recall"] == out["recall"]  # the cached vectors are the embedder's own
+    bad = runner.invoke(app, ["bench", "locomo", "--data", str(data), "--compress-return", "compressed"])
+    assert bad.exit_code == 2
