@@ -25,10 +25,13 @@ COMPRESSED_TEXT = "compressed_text"
 
 @dataclass
 class Denoiser:
-    """Compresses unit texts for embedding (and, when ``lexical``, for the keyword index)."""
+    """Compresses unit texts in the write path: for embedding (``embed``), for the keyword index
+    (``lexical``) and for search to return (``returns_compressed``)."""
 
     compressor: PromptCompressor
     rate: float = 0.7
+    embed: bool = True
+    """Units are embedded from their compressed text (denoising)."""
     lexical: bool = False
     """The keyword index holds the compressed text too."""
     returns_compressed: bool = False

@@ -64,12 +64,14 @@ class SegmenterConfig(ComponentConfig):
 
 
 class CompressorConfig(ComponentConfig):
-    """Prompt compression as denoising in the write path (SeCom): with ``denoise`` on, each chat turn is
-    compressed by ``backend`` at ``rate`` when stored and its vector (and the episode centroid built
-    from it) is computed from the compressed text; the original text stays the unit's text.
+    """Prompt compression in the write path. When any of ``denoise``, ``returns="compressed"`` or
+    ``lexical="compressed"`` is set, each chat turn is compressed by ``backend`` at ``rate`` when stored;
+    the original text stays the unit's text. ``denoise`` (SeCom's compression as denoising): the turn's
+    vector, and the episode centroid built from it, is the embedding of the compressed text.
+    ``returns="compressed"``: search, context and hits carry the compressed text (more fits a budget).
 
-        Settings(compressor={"denoise": True})                          # selfinfo at 0.7, original text back
-        Settings(compressor={"denoise": True, "returns": "compressed"})  # search returns compressed text
+        Settings(compressor={"denoise": True})           # selfinfo at 0.7: compressed vectors, original text
+        Settings(compressor={"returns": "compressed"})   # original vectors, compressed text returned
 
     The compressed text is stored on the unit (``meta.compressed_text``) with the compressor's name and
     version (``units.compressor``); changing these settings applies to new writes, and to stored units
@@ -77,7 +79,7 @@ class CompressorConfig(ComponentConfig):
 
     backend: str = "selfinfo"
     denoise: bool = False
-    """Embed (and optionally index lexically) the compressed turn text. Off by default."""
+    """Embed the compressed turn text. Off by default: it lowered LoCoMo recall (docs/COMPRESSION_NOTES.md)."""
     rate: float = Field(default=0.7, gt=0.0, le=1.0)
     """Share of cl100k tokens kept."""
     returns: Literal["original", "compressed"] = "original"
@@ -85,11 +87,10 @@ class CompressorConfig(ComponentConfig):
     lexical: Literal["original", "compressed"] = "original"
     """Which text the keyword (BM25) index holds for compressed units."""
 
-    @model_validator(mode="after")
-    def _needs_denoise(self) -> CompressorConfig:
-        if not self.denoise and (self.returns != "original" or self.lexical != "original"):
-            raise ValueError("compressor.returns/lexical = 'compressed' need compressor.denoise = true")
-        return self
+    @property
+    def active(self) -> bool:
+        """Whether turns are compressed when stored."""
+        return self.denoise or self.returns == "compressed" or self.lexical == "compressed"
 
 
 class VectorConfig(ComponentConfig):

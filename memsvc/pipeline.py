@@ -8,10 +8,10 @@ No LLM is called here. Order of work for one ``add``:
 Relative dates in a turn ("yesterday") are resolved against the turn's timestamp and written next to
 the expression in the stored unit text ("yesterday [2023-05-07]"); the resolved ranges also go to the
 unit's metadata (``dates``) for temporal ranking.
-With a ``Denoiser`` (``compressor.denoise``), each turn is also compressed (SeCom's denoising): its
-vector is the embedding of the compressed text, so the episode centroid is built from compressed turns;
-the compressed text is stored on the unit (``meta.compressed_text``, ``compressor``/``compressor_version``)
-and, by config, feeds the keyword index and is what search returns.
+With a ``Denoiser`` (``Settings.compressor``), each turn is also compressed: the compressed text is
+stored on the unit (``meta.compressed_text``, ``compressor``/``compressor_version``) and, by config, is
+what the turn is embedded from (SeCom's denoising; the episode centroid then comes from compressed
+turns), what the keyword index holds and what search returns.
 A crash between 2 and 3 leaves ``pending`` units that ``reindex_pending`` (run on open and by
 reconcile) indexes again, so an acknowledged write is never lost and is searchable on return.
 """
@@ -159,7 +159,7 @@ class Ingestor:
         annotated = [unit_text(e.role, e.name, e.text, e.timestamp or now, self.resolve_dates) for _, e in fresh]
         texts = [t for t, _ in annotated]
         ctexts = self.denoiser.texts(texts) if self.denoiser else None
-        vecs = self.embedder.embed(ctexts if ctexts is not None else texts)
+        vecs = self.embedder.embed(ctexts if ctexts is not None and self.denoiser.embed else texts)
         seq0 = self.sql.max_seq(scope)
         producer = {"embedder": self.embedder.name, "embedder_version": self.embedder.version}
         ev_rows, unit_rows, src_rows, points = [], [], [], []
@@ -210,7 +210,7 @@ class Ingestor:
         return lexical_doc(u, context, compressed=True)
 
     def _embed_inputs(self, texts: Sequence[str]) -> list[str]:
-        return self.denoiser.texts(texts) if self.denoiser is not None else list(texts)
+        return self.denoiser.texts(texts) if self.denoiser is not None and self.denoiser.embed else list(texts)
 
     def _mark(self, u: UnitRow, compressed: str) -> bool:
         """Record ``compressed`` as the unit's compressed text; True when that changed the unit."""
@@ -401,7 +401,8 @@ class Ingestor:
             den = [u for u in units if _denoisable(u)]
             changed = []
             for u, c in zip(den, self.denoiser.texts([u.text for u in den]), strict=True):
-                inputs[u.id] = c
+                if self.denoiser.embed:
+                    inputs[u.id] = c
                 if self._mark(u, c):
                     changed.append(u)
             if changed:  # units stored before denoising was on (or by another compressor)

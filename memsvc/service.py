@@ -60,11 +60,11 @@ def _lexical(settings: Settings) -> LexicalIndex | None:
 
 def _denoiser(settings: Settings) -> Denoiser | None:
     cfg = settings.compressor
-    if not cfg.denoise:
+    if not cfg.active:
         return None
     from memsvc.compressors import PROMPT_COMPRESSORS
 
-    return Denoiser(PROMPT_COMPRESSORS.create(cfg.backend, **cfg.options), rate=cfg.rate,
+    return Denoiser(PROMPT_COMPRESSORS.create(cfg.backend, **cfg.options), rate=cfg.rate, embed=cfg.denoise,
                     lexical=cfg.lexical == "compressed", returns_compressed=cfg.returns == "compressed")
 
 

@@ -67,13 +67,14 @@ def bench_settings(
     hnsw_threshold: int | None = None,
     oversampling: float | None = None,
     rescore: bool = True,
+    denoise: bool = True,
 ) -> Settings:
     """``Settings()`` (environment included) with the bench options applied: a compressor other than
-    ``none`` turns on denoising at ``compress_rate``."""
+    ``none`` compresses turns at ``compress_rate`` (and embeds the compressed text when ``denoise``)."""
     base = Settings()
     update: dict[str, Any] = {}
     if compressor != "none":
-        update["compressor"] = {**base.compressor.model_dump(), "backend": compressor, "denoise": True,
+        update["compressor"] = {**base.compressor.model_dump(), "backend": compressor, "denoise": denoise,
                                 "rate": compress_rate, "returns": compress_return, "lexical": compress_lexical}
     elif compress_return != "original" or compress_lexical != "original":
         raise typer.BadParameter("--compress-return/--compress-lexical need --compressor")
@@ -132,6 +133,8 @@ def bench_locomo(
     hnsw_threshold: HnswThreshold = None,
     oversampling: Oversampling = None,
     rescore: Rescore = True,
+    denoise: Annotated[bool, typer.Option("--denoise/--no-denoise", help="With --compressor: embed the "
+                                          "compressed text (else only store/return it).")] = True,
     embed_cache: Annotated[Path | None, typer.Option(help="Keep embedder outputs in this .npz file between "
                                                      "runs (same vectors, computed once).")] = None,
     results_dir: ResultsDir = None,
@@ -142,7 +145,7 @@ def bench_locomo(
     started = _start()
     bs = parse_budgets(budgets)
     settings = bench_settings(compressor, compress_rate, compress_return, compress_lexical, vector_quantization,
-                              hnsw_threshold, oversampling, rescore)
+                              hnsw_threshold, oversampling, rescore, denoise)
     embedder = None
     if embed_cache is not None:
         from memsvc.benchmarks.embed_cache import CachedEmbedder
@@ -152,7 +155,7 @@ def bench_locomo(
     result = run_locomo(data, bs, settings, limit, progress=_log, embedder=embedder)
     config = {"data": str(data), "budgets": bs, "limit": limit, "compressor": compressor,
               "compress_rate": compress_rate, "compress_return": compress_return,
-              "compress_lexical": compress_lexical, "vector_quantization": vector_quantization,
+              "compress_lexical": compress_lexical, "denoise": denoise, "vector_quantization": vector_quantization,
               "hnsw_threshold": hnsw_threshold, "oversampling": oversampling, "rescore": rescore,
               "embed_cache": str(embed_cache) if embed_cache else None}
     _finish("locomo", result, settings, config, results_dir, started)

@@ -135,7 +135,7 @@ def test_reindex_compresses_units_stored_before_denoising(tmp_path: Path, minilm
 
 def test_config_and_compressor_errors(tmp_path: Path) -> None:
     with pytest.raises(ValidationError):
-        Settings(data_dir=tmp_path, compressor={"returns": "compressed"})  # needs denoise
+        Settings(data_dir=tmp_path, compressor={"returns": "shorter"})
     with pytest.raises(ValidationError):
         Settings(data_dir=tmp_path, compressor={"denoise": True, "rate": 0.0})
 
@@ -150,3 +150,16 @@ def test_config_and_compressor_errors(tmp_path: Path) -> None:
     lines = ["Caroline: I really went to the group.", "Melanie: That is really very nice of you."]
     out = d.texts(["\n".join(lines), lines[0]])  # more new lines than the memo holds: still all compressed
     assert out[0].split("\n")[1] == d.text(lines[1]) and out[1] == d.text(lines[0]) != lines[0]
+
+
+def test_compressed_text_returned_without_denoising(tmp_path: Path, minilm: Any) -> None:
+    """``returns="compressed"`` alone: turns keep the embedding of their original text."""
+    with Memory(Settings(data_dir=tmp_path, compressor={"returns": "compressed"}), embedder=minilm) as m:
+        ids = _add(m)
+        u = _unit(m, ids[3])
+        assert u.compressor == "selfinfo" and "$250" in u.meta["compressed_text"]
+        v = m.service.vectors.fetch([ids[3]])[ids[3]]
+        want = minilm.embed([u.text])[0]
+        np.testing.assert_allclose(v, want / np.linalg.norm(want), atol=1e-5)
+        hits = m.search("How much was the charity race for?", user_id="u1", limit=5)
+        assert hits[0].id == ids[3] and hits[0].text == u.meta["compressed_text"]
