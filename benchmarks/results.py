@@ -149,6 +149,14 @@ def write_result(
     }
     out = results_dir or default_results_dir()
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{bench}-{now:%Y%m%dT%H%M%SZ}-{commit[:8]}.json"
-    path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    return path
+    text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
+    stem = f"{bench}-{now:%Y%m%dT%H%M%SZ}-{commit[:8]}"
+    for n in range(1, 1000):  # runs finishing in the same second must not overwrite each other
+        path = out / (f"{stem}.json" if n == 1 else f"{stem}-{n}.json")
+        try:
+            with path.open("x", encoding="utf-8") as f:
+                f.write(text)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"too many results named {stem}*.json in {out}")
