@@ -64,6 +64,9 @@ def bench_locomo(
     budgets: Annotated[str, typer.Option(help="Comma-separated token budgets.")] = "500,1000,2000,4000",
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N conversations.")] = None,
     results_dir: ResultsDir = None,
+    segmenter: Annotated[
+        str | None, typer.Option(help="Segmenter backend (settings.segmenter.backend), e.g. boundary, tiling, turn.")
+    ] = None,
 ) -> None:
     """LoCoMo evidence recall (categories 1-4) at token budgets, tokens returned, add/search latency."""
     from memsvc.benchmarks.locomo import run_locomo
@@ -71,6 +74,8 @@ def bench_locomo(
     started = _start()
     bs = parse_budgets(budgets)
     settings = Settings()
+    if segmenter is not None:
+        settings.segmenter.backend = segmenter
     result = run_locomo(data, bs, settings, limit, progress=_log)
     _finish(
         "locomo", result, settings, {"data": str(data), "budgets": bs, "limit": limit}, results_dir, started

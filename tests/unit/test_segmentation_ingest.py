@@ -49,3 +49,13 @@ def test_a_pause_closes_the_episode(tmp_path: Path) -> None:
     eps = m.search("puppy match", user_id="u", limit=50, levels=["episode"])
     assert not any(set(first) & set(h.source_ids) and set(later) & set(h.source_ids) for h in eps)
     m.close()
+
+
+def test_turn_segmenter_stores_one_closed_episode_per_turn(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "t", embedder={"backend": "hashing"}, vector={"backend": "memory"},
+                        segmenter={"backend": "turn"})
+    m = Memory(settings)
+    ids = m.add([{"role": "user", "content": c} for c in LINES[:5]], user_id="u", session_id="s", timestamp=T0)
+    eps = m.search("puppy match bread", user_id="u", limit=50, levels=["episode"])
+    assert sorted(tuple(h.source_ids) for h in eps) == sorted((i,) for i in ids)
+    m.close()
