@@ -60,12 +60,13 @@ def run(
     use_roles: bool = True,
     online: bool = False,
     cache_dir: str | Path | None = None,
-    ingested: bool = False,
+    ingested: bool | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Score ``segmenter`` on a jsonl file. Returns (the metrics JSON, extra run details).
 
     ``ingested``: what ``Memory.add`` feeds the segmenter (``segdata.as_ingested``: every turn has a
-    speaker, embeddings of ``"speaker: text"``) instead of bare utterance embeddings."""
+    speaker, embeddings of ``"speaker: text"``) instead of bare utterance embeddings; None: the view
+    the segmenter's model was trained on (``as_ingested`` in a boundary model's meta), else bare."""
     if embedder is None:
         from memsvc.embedders import SentenceTransformerEmbedder
 
@@ -73,6 +74,8 @@ def run(
         embedder.embed(["warm up"])
     seg = SEGMENTERS.create(segmenter, **(options or {}))
     dialogues: list[Dialogue] = load_dialogues(data, use_roles=use_roles)
+    if ingested is None:
+        ingested = bool(getattr(seg, "trained_as_ingested", False))
     if ingested:
         dialogues = as_ingested(dialogues)
     n_utt = sum(len(d.utterances) for d in dialogues)

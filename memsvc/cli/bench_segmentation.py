@@ -33,9 +33,11 @@ def bench_segmentation(
     ] = None,
     roles: Annotated[bool, typer.Option(help="Use the file's 'roles' (when present) as speakers.")] = True,
     online: Annotated[bool, typer.Option(help="Feed turns one at a time, as the ingest pipeline does.")] = False,
-    ingested: Annotated[bool, typer.Option(
-        "--as-ingested", help="Embed 'speaker: text' with a speaker on every turn, as Memory.add does."
-    )] = False,
+    ingested: Annotated[bool | None, typer.Option(
+        "--as-ingested/--bare",
+        help="Embed 'speaker: text' with a speaker on every turn, as Memory.add does, or the bare utterances "
+        "(default: what the segmenter's model was trained on).",
+    )] = None,
     results_dir: Annotated[
         Path | None, typer.Option(help="Also write the metrics with run details (commit, timings) here.")
     ] = None,

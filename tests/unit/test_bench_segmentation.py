@@ -72,3 +72,22 @@ def test_as_ingested_embeds_what_memory_add_embeds(tmp_path: Path) -> None:
     assert got[1][0] != pytest.approx(embed_dialogues(dials, emb)[1][0])
     result, details = run(data, "boundary", embedder=emb, ingested=True, online=True)
     assert details["ingested"] and result == run(data, "boundary", embedder=emb, ingested=True)[0]
+
+
+@pytest.mark.parametrize("trained_as_ingested", [True, False])
+def test_default_view_follows_the_model(tmp_path: Path, trained_as_ingested: bool) -> None:
+    import dataclasses
+
+    from memsvc.segmenters import BoundaryModel
+    from memsvc.segmenters.boundary import default_model_path
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(d) + "\n" for d in DIALOGUES))
+    base = BoundaryModel.load(default_model_path())
+    model = dataclasses.replace(base, meta={**base.meta, "as_ingested": trained_as_ingested})
+    _, details = run(data, "boundary", {"model": model}, embedder=HashingEmbedder())
+    assert details["ingested"] is trained_as_ingested
+    _, forced = run(data, "boundary", {"model": model}, embedder=HashingEmbedder(), ingested=False)
+    assert forced["ingested"] is False
+    _, tiling = run(data, "tiling", embedder=HashingEmbedder())
+    assert tiling["ingested"] is False
