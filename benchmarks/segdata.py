@@ -22,7 +22,9 @@ import numpy as np
 from memsvc.embedders import Embedder
 from memsvc.segmenters import SegmentItem
 
-__all__ = ["Dialogue", "dialogue_items", "embed_dialogues", "load_dialogues", "pk_wd", "boundary_f1", "score"]
+__all__ = [
+    "Dialogue", "as_ingested", "dialogue_items", "embed_dialogues", "load_dialogues", "pk_wd", "boundary_f1", "score",
+]
 
 _T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -56,6 +58,17 @@ def load_dialogues(path: str | Path, use_roles: bool = True) -> list[Dialogue]:
     return out
 
 
+def as_ingested(dialogues: Sequence[Dialogue]) -> list[Dialogue]:
+    """The dialogues as ``Memory.add`` hands them to the segmenter: every turn has a speaker (the file's
+    role, or ``user``/``assistant`` alternating from the first turn when the file has none) and is
+    embedded as its stored unit text ``"speaker: text"`` (``embed_dialogues(..., prefixed=True)``)."""
+    out = []
+    for d in dialogues:
+        spk = [s if s is not None else ("user", "assistant")[i % 2] for i, s in enumerate(d.speakers)]
+        out.append(Dialogue(d.utterances, d.labels, spk))
+    return out
+
+
 def dialogue_items(d: Dialogue, emb: np.ndarray) -> list[SegmentItem]:
     """SegmentItems of a dialogue (one second apart: no time gaps in these datasets)."""
     return [
@@ -65,14 +78,20 @@ def dialogue_items(d: Dialogue, emb: np.ndarray) -> list[SegmentItem]:
 
 
 def embed_dialogues(
-    dialogues: Sequence[Dialogue], embedder: Embedder, cache_dir: str | Path | None = None
+    dialogues: Sequence[Dialogue], embedder: Embedder, cache_dir: str | Path | None = None, prefixed: bool = False
 ) -> list[np.ndarray]:
-    """Embed every utterance (as given: the datasets carry no speaker names), one matrix per dialogue.
+    """Embed every utterance, one matrix per dialogue: the bare text, or with ``prefixed`` the text the
+    ingest path stores and embeds, ``"speaker: text"`` (``memsvc.pipeline.turn_text``).
 
-    With ``cache_dir``, vectors are kept in one ``.npy`` per (embedder, utterance list) so repeated
+    With ``cache_dir``, vectors are kept in one ``.npy`` per (embedder, text list) so repeated
     runs skip the model.
     """
-    texts = [u for d in dialogues for u in d.utterances]
+    if prefixed:
+        from memsvc.pipeline import turn_text
+
+        texts = [turn_text(s, None, u) for d in dialogues for u, s in zip(d.utterances, d.speakers, strict=True)]
+    else:
+        texts = [u for d in dialogues for u in d.utterances]
     cache = None
     if cache_dir is not None:
         key = hashlib.sha1((embedder.name + "\x00" + "\x01".join(texts)).encode()).hexdigest()[:16]

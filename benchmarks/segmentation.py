@@ -1,7 +1,8 @@
 """Dialogue topic segmentation benchmark (``memsvc bench segmentation``).
 
 Embeds every utterance with the configured embedder (MiniLM by default, the text as given: the
-datasets carry no speaker names; ``roles``, when a file has them, become the items' speakers), runs a
+datasets carry no speaker names; ``roles``, when a file has them, become the items' speakers; with
+``ingested`` as ``Memory.add`` does: ``"speaker: text"``, every turn with a speaker), runs a
 segmenter over each dialogue, and scores it against the gold labels (see ``segdata`` for the metrics;
 they agree with ``../shared/tools/score_segmentation.py`` on the predictions file).
 
@@ -21,7 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from memsvc.benchmarks.segdata import Dialogue, dialogue_items, embed_dialogues, load_dialogues, score
+from memsvc.benchmarks.segdata import (
+    Dialogue,
+    as_ingested,
+    dialogue_items,
+    embed_dialogues,
+    load_dialogues,
+    score,
+)
 from memsvc.embedders import Embedder
 from memsvc.segmenters import SEGMENTERS, Segmenter, SegmentItem, sizes_to_labels
 
@@ -52,8 +60,13 @@ def run(
     use_roles: bool = True,
     online: bool = False,
     cache_dir: str | Path | None = None,
+    ingested: bool | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Score ``segmenter`` on a jsonl file. Returns (the metrics JSON, extra run details)."""
+    """Score ``segmenter`` on a jsonl file. Returns (the metrics JSON, extra run details).
+
+    ``ingested``: what ``Memory.add`` feeds the segmenter (``segdata.as_ingested``: every turn has a
+    speaker, embeddings of ``"speaker: text"``) instead of bare utterance embeddings; None: the view
+    the segmenter's model was trained on (``as_ingested`` in a boundary model's meta), else bare."""
     if embedder is None:
         from memsvc.embedders import SentenceTransformerEmbedder
 
@@ -61,9 +74,14 @@ def run(
         embedder.embed(["warm up"])
     seg = SEGMENTERS.create(segmenter, **(options or {}))
     dialogues: list[Dialogue] = load_dialogues(data, use_roles=use_roles)
+    if ingested is None:
+        ingested = bool(getattr(seg, "trained_as_ingested", False))
+    if ingested:
+        dialogues = as_ingested(dialogues)
     n_utt = sum(len(d.utterances) for d in dialogues)
+    load0 = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
-    embs = embed_dialogues(dialogues, embedder, cache_dir)
+    embs = embed_dialogues(dialogues, embedder, cache_dir, prefixed=ingested)
     t1, c1 = time.perf_counter(), time.process_time()
     preds = []
     for d, e in zip(dialogues, embs, strict=True):
@@ -83,12 +101,18 @@ def run(
         "embedder": embedder.name,
         "online": online,
         "use_roles": use_roles,
+        "ingested": ingested,
         "utterances": n_utt,
         "embed_s": round(t1 - t0, 3),
         "segment_s": round(t2 - t1, 3),
         "utterances_per_s": round(n_utt / max(t2 - t0, 1e-9), 1),
         "segment_only_utterances_per_s": round(n_utt / max(t2 - t1, 1e-9), 1),
         "cpu_s": {"embed": round(c1 - c0, 3), "segment": round(c2 - c1, 3)},
+        # per CPU-second of this process: what a dedicated core would do (wall figures on a shared box
+        # are pessimistic; the load average says how shared it was)
+        "utterances_per_cpu_s": round(n_utt / max(c2 - c0, 1e-9), 1),
+        "segment_only_utterances_per_cpu_s": round(n_utt / max(c2 - c1, 1e-9), 1),
+        "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],
         "embeddings_cached": cache_dir is not None,
         "threads": os.cpu_count(),
         "segments_std": float(np.std([sum(p[:-1]) + 1 for p in preds])) if preds else 0.0,

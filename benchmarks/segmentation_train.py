@@ -26,7 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from memsvc.benchmarks.segdata import Dialogue, dialogue_items, embed_dialogues, load_dialogues, score
+from memsvc.benchmarks.segdata import (
+    Dialogue,
+    as_ingested,
+    dialogue_items,
+    embed_dialogues,
+    load_dialogues,
+    score,
+)
 from memsvc.segmenters.base import SegmentItem, sizes_to_labels
 from memsvc.segmenters.boundary import BoundaryModel, BoundarySegmenter
 from memsvc.segmenters.features import FEATURE_NAMES, gap_features
@@ -219,15 +226,19 @@ def train(
     return model
 
 
-def load_corpora(paths: Sequence[str], cache_dir: str | None, use_roles: bool = True) -> list[Corpus]:
-    """Read and embed the files (MiniLM)."""
+def load_corpora(
+    paths: Sequence[str], cache_dir: str | None, use_roles: bool = True, ingested: bool = False
+) -> list[Corpus]:
+    """Read and embed the files (MiniLM); ``ingested``: as ``Memory.add`` sees them (``segdata.as_ingested``)."""
     from memsvc.embedders import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder()
     out = []
     for p in paths:
         dials = load_dialogues(p, use_roles=use_roles)
-        out.append(Corpus(Path(p).stem, dials, embed_dialogues(dials, embedder, cache_dir)))
+        if ingested:
+            dials = as_ingested(dials)
+        out.append(Corpus(Path(p).stem, dials, embed_dialogues(dials, embedder, cache_dir, prefixed=ingested)))
     return out
 
 
@@ -246,11 +257,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="decode with this break_depth while calibrating (default: none)")
     ap.add_argument("--lookahead", type=int, default=3)
     ap.add_argument("--dagger", action="store_true", help="second pass on the model's own cuts")
+    ap.add_argument("--as-ingested", action="store_true",
+                    help="train on what Memory.add feeds the segmenter: 'speaker: text' embeddings, speakers on every turn")
     a = ap.parse_args(argv)
-    corpora = load_corpora(a.data, a.cache_dir)
+    corpora = load_corpora(a.data, a.cache_dir, ingested=a.as_ingested)
     model = train(corpora, lookahead=a.lookahead, hidden=a.hidden, l2=a.l2, dagger=a.dagger, weights=a.weight,
                   members=a.members, break_depth=a.break_depth)
     model.meta["trained_on"] = [c.name for c in corpora]
+    model.meta["as_ingested"] = a.as_ingested
     model.save(a.out)
     json.dump(model.meta, sys.stdout, indent=1, sort_keys=True)
     print()

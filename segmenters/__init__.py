@@ -5,6 +5,7 @@
               --> SimilaritySegmenter (centroid rule)
               --> LLMSegmenter        (any LangChain chat model; falls back to the default)
               --> SurpriseSegmenter   (EM-LLM token surprise from a causal LM)
+              --> TurnSegmenter       (one episode per turn: the per-turn baseline)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from memsvc.segmenters.llm import LLMSegmenter
 from memsvc.segmenters.similarity import SimilaritySegmenter
 from memsvc.segmenters.surprise import SurpriseSegmenter
 from memsvc.segmenters.tiling import TilingSegmenter
+from memsvc.segmenters.turn import TurnSegmenter
 from memsvc.segmenters.video import SceneSegmenter
 
 SEGMENTERS: Registry[Segmenter] = Registry("segmenter")
@@ -26,6 +28,7 @@ SEGMENTERS.register("similarity")(SimilaritySegmenter)
 SEGMENTERS.register("llm")(LLMSegmenter)
 SEGMENTERS.register("surprise")(SurpriseSegmenter)
 SEGMENTERS.register("scene")(SceneSegmenter)
+SEGMENTERS.register("turn")(TurnSegmenter)
 
 __all__ = [
     "SEGMENTERS",
@@ -39,5 +42,6 @@ __all__ = [
     "SimilaritySegmenter",
     "SurpriseSegmenter",
     "TilingSegmenter",
+    "TurnSegmenter",
     "sizes_to_labels",
 ]

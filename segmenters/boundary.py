@@ -124,6 +124,12 @@ class BoundarySegmenter(GapScoringSegmenter):
         if self.lookahead != want:
             raise ConfigError(f"this boundary model was trained with lookahead={want}")
 
+    @property
+    def trained_as_ingested(self) -> bool:
+        """The model learned from what ``Memory.add`` feeds it (``"speaker: text"`` embeddings, a speaker
+        on every turn), so benchmarks should feed it the same (``segdata.as_ingested``)."""
+        return bool(self._model.meta.get("as_ingested", False))
+
     def default_threshold(self) -> float:
         return float(self._model.meta.get("threshold", 0.5))
 

@@ -138,6 +138,9 @@ def bench_locomo(
     embed_cache: Annotated[Path | None, typer.Option(help="Keep embedder outputs in this .npz file between "
                                                      "runs (same vectors, computed once).")] = None,
     results_dir: ResultsDir = None,
+    segmenter: Annotated[
+        str | None, typer.Option(help="Segmenter backend (settings.segmenter.backend), e.g. boundary, tiling, turn.")
+    ] = None,
 ) -> None:
     """LoCoMo evidence recall (categories 1-4) at token budgets, tokens returned, add/search latency."""
     from memsvc.benchmarks.locomo import run_locomo
@@ -146,6 +149,8 @@ def bench_locomo(
     bs = parse_budgets(budgets)
     settings = bench_settings(compressor, compress_rate, compress_return, compress_lexical, vector_quantization,
                               hnsw_threshold, oversampling, rescore, denoise)
+    if segmenter is not None:
+        settings.segmenter.backend = segmenter
     embedder = None
     if embed_cache is not None:
         from memsvc.benchmarks.embed_cache import CachedEmbedder
@@ -157,7 +162,7 @@ def bench_locomo(
               "compress_rate": compress_rate, "compress_return": compress_return,
               "compress_lexical": compress_lexical, "denoise": denoise, "vector_quantization": vector_quantization,
               "hnsw_threshold": hnsw_threshold, "oversampling": oversampling, "rescore": rescore,
-              "embed_cache": str(embed_cache) if embed_cache else None}
+              "embed_cache": str(embed_cache) if embed_cache else None, "segmenter": segmenter}
     _finish("locomo", result, settings, config, results_dir, started)
 
 

@@ -33,6 +33,11 @@ def bench_segmentation(
     ] = None,
     roles: Annotated[bool, typer.Option(help="Use the file's 'roles' (when present) as speakers.")] = True,
     online: Annotated[bool, typer.Option(help="Feed turns one at a time, as the ingest pipeline does.")] = False,
+    ingested: Annotated[bool | None, typer.Option(
+        "--as-ingested/--bare",
+        help="Embed 'speaker: text' with a speaker on every turn, as Memory.add does, or the bare utterances "
+        "(default: what the segmenter's model was trained on).",
+    )] = None,
     results_dir: Annotated[
         Path | None, typer.Option(help="Also write the metrics with run details (commit, timings) here.")
     ] = None,
@@ -44,10 +49,12 @@ def bench_segmentation(
     from memsvc.benchmarks.segmentation import run
 
     result, details = run(data, segmenter, json.loads(options), predictions=predictions, use_roles=roles,
-                          online=online, cache_dir=cache_dir)
+                          online=online, cache_dir=cache_dir, ingested=ingested)
     typer.echo(json.dumps(result))
     print(f"{details['utterances_per_s']} utterances/s (embedding included), "
-          f"{details['segment_only_utterances_per_s']} segmenting only", file=sys.stderr)
+          f"{details['segment_only_utterances_per_s']} segmenting only; per CPU-second: "
+          f"{details['utterances_per_cpu_s']} and {details['segment_only_utterances_per_cpu_s']}; "
+          f"load average {details['load_average']}", file=sys.stderr)
     if results_dir is not None:
         results_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

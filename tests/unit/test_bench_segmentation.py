@@ -53,3 +53,41 @@ def test_run_writes_rescorable_predictions(tmp_path: Path, segmenter: str) -> No
         online, _ = run(data, segmenter, embedder=HashingEmbedder(), online=True)
         assert online == result
     assert details["utterances"] == 14
+    assert details["utterances_per_cpu_s"] > 0 and len(details["load_average"]) == 2
+
+
+def test_as_ingested_embeds_what_memory_add_embeds(tmp_path: Path) -> None:
+    from memsvc.benchmarks.segdata import as_ingested, embed_dialogues, load_dialogues
+    from memsvc.pipeline import turn_text
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(d) + "\n" for d in DIALOGUES))
+    dials = as_ingested(load_dialogues(data))
+    assert dials[0].speakers[:3] == ["user", "assistant", "user"]  # no roles: alternating
+    assert dials[1].speakers == ["user", "agent", "user", "agent", "user"]  # roles kept, a gap filled
+    emb = HashingEmbedder()
+    got = embed_dialogues(dials, emb, prefixed=True)
+    want = emb.embed([turn_text(s, None, u) for s, u in zip(dials[1].speakers, dials[1].utterances, strict=True)])
+    assert got[1] == pytest.approx(want)
+    assert got[1][0] != pytest.approx(embed_dialogues(dials, emb)[1][0])
+    result, details = run(data, "boundary", embedder=emb, ingested=True, online=True)
+    assert details["ingested"] and result == run(data, "boundary", embedder=emb, ingested=True)[0]
+
+
+@pytest.mark.parametrize("trained_as_ingested", [True, False])
+def test_default_view_follows_the_model(tmp_path: Path, trained_as_ingested: bool) -> None:
+    import dataclasses
+
+    from memsvc.segmenters import BoundaryModel
+    from memsvc.segmenters.boundary import default_model_path
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(d) + "\n" for d in DIALOGUES))
+    base = BoundaryModel.load(default_model_path())
+    model = dataclasses.replace(base, meta={**base.meta, "as_ingested": trained_as_ingested})
+    _, details = run(data, "boundary", {"model": model}, embedder=HashingEmbedder())
+    assert details["ingested"] is trained_as_ingested
+    _, forced = run(data, "boundary", {"model": model}, embedder=HashingEmbedder(), ingested=False)
+    assert forced["ingested"] is False
+    _, tiling = run(data, "tiling", embedder=HashingEmbedder())
+    assert tiling["ingested"] is False

@@ -134,6 +134,18 @@ def test_bench_locomo_keys_and_result_file(tmp_path: Path) -> None:
     assert doc["result"] == out and doc["config"]["budgets"] == [60, 100000]
 
 
+def test_bench_locomo_segmenter_option_reaches_settings(tmp_path: Path) -> None:
+    data = write_locomo(tmp_path)
+    res = invoke("bench", "locomo", "--data", str(data), "--budgets", "100000", "--segmenter", "turn",
+                 "--results-dir", str(tmp_path / "res"))
+    assert json.loads(res.stdout)["recall"]["100000"] == 100.0
+    doc = _result_file(tmp_path / "res", "locomo")
+    assert doc["settings"]["segmenter"]["backend"] == "turn"
+    bad = runner.invoke(app, ["bench", "locomo", "--data", str(data), "--segmenter", "nope",
+                              "--results-dir", str(tmp_path / "res2")])
+    assert bad.exit_code != 0
+
+
 def test_bench_locomo_limit_and_bad_budgets(tmp_path: Path) -> None:
     data = write_locomo(tmp_path)
     res = invoke(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from memsvc import Memory
 from memsvc.config import Settings
+from memsvc.pipeline import unit_text
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 LINES = [
@@ -48,4 +49,46 @@ def test_a_pause_closes_the_episode(tmp_path: Path) -> None:
                   timestamp=T0 + timedelta(hours=5))
     eps = m.search("puppy match", user_id="u", limit=50, levels=["episode"])
     assert not any(set(first) & set(h.source_ids) and set(later) & set(h.source_ids) for h in eps)
+    m.close()
+
+
+def test_turn_segmenter_stores_one_closed_episode_per_turn(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "t", embedder={"backend": "hashing"}, vector={"backend": "memory"},
+                        segmenter={"backend": "turn"})
+    m = Memory(settings)
+    ids = m.add([{"role": "user", "content": c} for c in LINES[:5]], user_id="u", session_id="s", timestamp=T0)
+    eps = m.search("puppy match bread", user_id="u", limit=50, levels=["episode"])
+    assert sorted(tuple(h.source_ids) for h in eps) == sorted((i,) for i in ids)
+    m.close()
+
+
+def test_add_embeds_each_turn_once_and_the_segmenter_reuses_those_vectors(tmp_path: Path) -> None:
+    import numpy as np
+
+    from memsvc.embedders.fake import HashingEmbedder
+    from memsvc.segmenters import BoundarySegmenter
+
+    class Counting(HashingEmbedder):
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            self.seen = [*getattr(self, "seen", []), *texts]
+            return super().embed(texts)
+
+    class Recording(BoundarySegmenter):
+        def split(self, items, final=False):  # type: ignore[no-untyped-def]
+            self.fed = [*getattr(self, "fed", []), *items]
+            return super().split(items, final)
+
+    emb, seg = Counting(), Recording()
+    settings = Settings(data_dir=tmp_path / "e", embedder={"backend": "hashing"}, vector={"backend": "memory"})
+    m = Memory(settings, embedder=emb, segmenter=seg)
+    for i, line in enumerate(LINES):
+        m.add([{"role": "user", "content": line, "name": "Ann"}], user_id="u", session_id="s",
+              timestamp=T0 + timedelta(seconds=10 * i))
+    # one embedding per turn: the open episode's turns are re-fed to the segmenter with their stored vectors
+    stored = [unit_text("user", "Ann", line, T0 + timedelta(seconds=10 * i))[0] for i, line in enumerate(LINES)]
+    assert emb.seen == stored and stored[1] == f"Ann: {LINES[1]}"
+    assert len(seg.fed) > len(LINES)
+    ref = {line: v for line, v in zip(LINES, HashingEmbedder().embed(stored), strict=True)}
+    for it in seg.fed:
+        assert np.allclose(it.embedding, ref[it.text])
     m.close()

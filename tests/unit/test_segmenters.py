@@ -172,3 +172,12 @@ def test_features_see_only_the_context() -> None:
 
 def test_sizes_to_labels() -> None:
     assert sizes_to_labels([2, 1, 3]) == [0, 1, 1, 0, 0, 1]
+
+
+def test_turn_segmenter_closes_every_item_alone() -> None:
+    items = synthetic_items(seed=3)
+    seg = SEGMENTERS.create("turn")
+    assert seg.split(items, final=False) == [1] * len(items)
+    assert seg.split([], final=True) == []
+    assert segment_online(seg, items, step=3) == seg.split(items, final=True)
+    assert sizes_to_labels(seg.split(items, final=True)) == [1] * len(items)
