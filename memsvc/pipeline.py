@@ -18,7 +18,6 @@ reconcile) indexes again, so an acknowledged write is never lost and is searchab
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections import defaultdict
@@ -39,6 +38,7 @@ from memsvc.stores import LexicalDoc, LexicalIndex, Scope, VectorPoint, VectorSt
 from memsvc.stores.sql import SQLRecordStore
 from memsvc.stores.sql_schema import EventRow, UnitRow, UnitSourceRow
 from memsvc.tokens import count_tokens
+from memsvc.validation import check_metadata
 
 __all__ = ["COMPRESSED_TEXT", "Ingestor", "lexical_doc", "turn_text", "unit_text"]
 
@@ -127,10 +127,7 @@ class Ingestor:
         if len(users) != 1:
             raise InvalidInputError("add_chat takes events of one user; group them by user")
         for e in events:
-            try:
-                json.dumps(e.metadata)
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError(f"metadata is not JSON-serialisable: {exc}") from exc
+            check_metadata(e.metadata)
         scope = Scope(tenant, events[0].user_id)
         with self._lock(scope):
             return self._add_locked(scope, events)

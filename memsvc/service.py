@@ -339,10 +339,10 @@ class MemoryService:
         scope = self.scope(user_id)
         if not isinstance(limit, int) or not isinstance(offset, int) or limit < 1 or offset < 0:
             raise InvalidInputError("limit must be >= 1 and offset >= 0")
-        rows = self.sql.history(
-            scope, check_id(session_id, "session_id", optional=True), check_id(stream_id, "stream_id", optional=True),
-            min(limit, 10_000), offset,
-        )
+        sid, stid = check_id(session_id, "session_id", optional=True), check_id(stream_id, "stream_id", optional=True)
+        if offset >= 2**63 - 1:  # past any SQL integer: past the end
+            return []
+        rows = self.sql.history(scope, sid, stid, min(limit, 10_000), offset)
         return [_event_record(e) for e in rows]
 
     # -- deletes -----------------------------------------------------------------------------------

@@ -20,11 +20,19 @@ from memsvc.exceptions import (
 )
 from memsvc.models import ChatEvent
 
-__all__ = ["check_id", "check_text", "check_time", "check_time_range", "messages_to_events"]
+__all__ = ["check_embeddings", "check_id", "check_metadata", "check_text", "check_time", "check_time_range", "messages_to_events"]
 
 _MIN_TS = datetime(1, 1, 2, tzinfo=UTC)
 _MAX_TS = datetime(9999, 12, 30, tzinfo=UTC)
 _ROLES = {"user", "assistant", "system", "tool", "human", "ai"}
+
+
+def _encodable(value: str, what: str) -> None:
+    """Refuse lone surrogates (``"\\ud800"``): no store can encode them as UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(f"{what} is not valid unicode (a lone surrogate at {exc.start})") from None
 
 
 def check_id(value: Any, what: str, optional: bool = False) -> str | None:
@@ -35,6 +43,7 @@ def check_id(value: Any, what: str, optional: bool = False) -> str | None:
         raise InvalidInputError(f"{what} must be a string, got {type(value).__name__}")
     if not value.strip() or len(value) > 256 or "\x00" in value:
         raise InvalidInputError(f"{what} must be 1-256 characters without NUL")
+    _encodable(value, what)
     return value
 
 
@@ -49,7 +58,38 @@ def check_text(value: Any, what: str, limits: LimitsConfig, max_chars: int | Non
     cap = max_chars or limits.max_text_chars
     if len(value) > cap:
         raise TextTooLongError(f"{what} has {len(value)} characters; the limit is {cap}")
+    _encodable(value, what)
     return value
+
+
+def check_metadata(value: Any, what: str = "metadata", _depth: int = 0) -> None:
+    """JSON that every SQL backend stores as given: str keys, finite numbers, text without NUL or lone
+    surrogates (PostgreSQL's JSONB refuses both), at most 32 levels deep."""
+    if _depth > 32:
+        raise InvalidInputError(f"{what} is nested more than 32 levels deep")
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInputError(f"{what} holds {value!r}; JSON has no NaN or infinity")
+        return
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInputError(f"{what} holds a NUL character")
+        _encodable(value, what)
+        return
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InvalidInputError(f"{what} keys must be strings, got {type(k).__name__}")
+            check_metadata(k, f"{what} key", _depth + 1)
+            check_metadata(v, f"{what}[{k!r}]", _depth + 1)
+        return
+    if isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            check_metadata(v, f"{what}[{i}]", _depth + 1)
+        return
+    raise InvalidInputError(f"{what} holds a {type(value).__name__}, which is not JSON")
 
 
 def check_time(value: Any, what: str = "timestamp") -> datetime:
@@ -95,16 +135,21 @@ def check_time_range(value: Any) -> tuple[datetime | None, datetime | None] | No
 def check_embeddings(value: Any, n: int, dim: int | None) -> np.ndarray:
     """A finite float32 matrix of ``n`` rows (and ``dim`` columns when given)."""
     try:
-        arr = np.asarray(value, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
+        wide = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise EmbeddingError(f"embeddings are not numeric: {exc}") from exc
-    if arr.ndim != 2 or arr.shape[0] != n:
-        raise EmbeddingError(f"embeddings must have shape ({n}, dim), got {arr.shape}")
-    if dim is not None and arr.shape[1] != dim:
-        raise EmbeddingError(f"embeddings must have {dim} columns, got {arr.shape[1]}")
-    if not np.isfinite(arr).all():
+    if wide.ndim != 2 or wide.shape[0] != n:
+        raise EmbeddingError(f"embeddings must have shape ({n}, dim), got {wide.shape}")
+    if dim is not None and wide.shape[1] != dim:
+        raise EmbeddingError(f"embeddings must have {dim} columns, got {wide.shape[1]}")
+    if wide.shape[1] == 0:
+        raise EmbeddingError("embeddings have no columns")
+    if not np.isfinite(wide).all():
         raise EmbeddingError("embeddings hold NaN or inf")
-    if (np.linalg.norm(arr, axis=1) == 0).any():
+    if np.abs(wide).max() > np.finfo(np.float32).max:
+        raise EmbeddingError("an embedding value is too large for float32")
+    arr = wide.astype(np.float32)
+    if not np.any(arr, axis=1).all():
         raise EmbeddingError("an embedding is all zeros")
     return arr
 
