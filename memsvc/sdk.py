@@ -234,7 +234,14 @@ class Memory:
     def consolidate(self, user_id: str | None = None, jobs: Sequence[str] | None = None) -> dict[str, Any]:
         """Run the consolidation jobs now (every user of the tenant, or one); returns what each did."""
         from memsvc.consolidation import consolidate
+        from memsvc.consolidation.runner import JOBS
 
+        if jobs is not None:
+            if isinstance(jobs, str) or not isinstance(jobs, Sequence) or not all(isinstance(j, str) for j in jobs):
+                raise InvalidInputError("jobs must be a list of job names")
+            unknown = sorted(set(jobs) - set(JOBS))
+            if unknown:
+                raise InvalidInputError(f"unknown consolidation jobs {unknown}; known: {', '.join(JOBS)}")
         return consolidate(self._svc, jobs=jobs, users=None if user_id is None else [str(check_id(user_id, "user_id"))])
 
     def stats(self, user_id: str | None = None) -> dict[str, int]:

@@ -430,11 +430,18 @@ class MemoryService:
         return n
 
     def stats(self, user_id: Any | None = None) -> dict[str, int]:
-        """Counts of events, units per level and vectors (one user or the whole tenant store)."""
-        scope = self.scope(user_id) if user_id is not None else None
-        out = self.sql.count(scope)
-        out["vectors"] = self.vectors.count(scope)
-        out["frame_vectors"] = self.video.frames.count(scope)
+        """Counts of events, units per level and vectors (of one user, or of every user of this tenant;
+        never another tenant's)."""
+        if user_id is not None:
+            scope = self.scope(user_id)
+            out = self.sql.count(scope)
+            out["vectors"] = self.vectors.count(scope)
+            out["frame_vectors"] = self.video.frames.count(scope)
+            return out
+        out = self.sql.count(tenant=self.tenant)
+        scopes = [Scope(self.tenant, u) for u in self.sql.tenant_users(self.tenant)]
+        out["vectors"] = sum(self.vectors.count(sc) for sc in scopes)
+        out["frame_vectors"] = sum(self.video.frames.count(sc) for sc in scopes)
         return out
 
 

@@ -442,17 +442,27 @@ class SQLRecordStore:
             return set(s.scalars(select(UnitRow.id).where(UnitRow.tenant_id == scope.tenant,
                                                           UnitRow.user_id == scope.user)))
 
-    def count(self, scope: Scope | None = None) -> dict[str, int]:
-        """Number of events and of live units per level."""
+    def count(self, scope: Scope | None = None, tenant: str | None = None) -> dict[str, int]:
+        """Number of events and of live units per level (of one scope, one tenant, or all)."""
         with self.session() as s:
             qe = select(func.count()).select_from(EventRow)
             qu = select(UnitRow.level, func.count()).where(UnitRow.deleted_at.is_(None)).group_by(UnitRow.level)
             if scope is not None:
                 qe = qe.where(EventRow.tenant_id == scope.tenant, EventRow.user_id == scope.user)
                 qu = qu.where(UnitRow.tenant_id == scope.tenant, UnitRow.user_id == scope.user)
+            elif tenant is not None:
+                qe = qe.where(EventRow.tenant_id == tenant)
+                qu = qu.where(UnitRow.tenant_id == tenant)
             out = {"events": int(s.scalar(qe) or 0)}
             out.update({lvl: int(n) for lvl, n in s.execute(qu)})
         return out
+
+    def tenant_users(self, tenant: str) -> list[str]:
+        """Every user of ``tenant`` with an event or a unit."""
+        with self.session() as s:
+            users = set(s.scalars(select(EventRow.user_id).where(EventRow.tenant_id == tenant).distinct()))
+            users |= set(s.scalars(select(UnitRow.user_id).where(UnitRow.tenant_id == tenant).distinct()))
+        return sorted(users)
 
     def owner(self, tenant: str, record_id: str) -> str | None:
         """The user owning a unit or event id inside ``tenant`` (None when unknown)."""

@@ -45,7 +45,8 @@ __all__ = ["admin", "v1"]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorBody, "description": d}
-    for s, d in ((401, "Missing, unknown or revoked API key"), (403, "Key not allowed here"),
+    for s, d in ((400, "Malformed request body (not parsable as JSON)"),
+                 (401, "Missing, unknown or revoked API key"), (403, "Key not allowed here"),
                  (413, "Request body too large"), (422, "Invalid input (nothing was stored)"),
                  (429, "Rate limited"), (503, "Storage unavailable; retry"))
 }
@@ -129,7 +130,8 @@ async def add_events(body: AddEventsRequest, request: Request, ctx: TenantCtx) -
             else:
                 import numpy as np
 
-                emb = None if e.embedding is None else np.asarray(e.embedding, dtype=np.float32)
+                # float64 as parsed; the SDK checks it (finite, fits float32) and converts
+                emb = None if e.embedding is None else np.asarray(e.embedding, dtype=np.float64)
                 events.append(VideoEvent(user_id=e.user_id, stream_id=e.stream_id, timestamp=e.timestamp,
                                          embedding=emb, caption=e.caption, image_ref=e.image_ref, client_id=cid,
                                          metadata=e.metadata))

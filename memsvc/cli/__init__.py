@@ -1,6 +1,6 @@
 """The ``memsvc`` command line (Typer). Sub-commands live in sibling modules and register on import:
 
-    memsvc demo | migrate | import locomo|longmemeval ... | bench locomo|longmemeval|latency ...
+    memsvc demo | migrate | import locomo|longmemeval ... | bench locomo|longmemeval|latency|fuzz|rest ...
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from memsvc.cli import (  # noqa: E402,F401
     bench,
     bench_compression,
     bench_crash,
+    bench_fuzz,
     bench_kv,
     bench_segmentation,
     bench_video,

@@ -105,6 +105,11 @@ def consolidate(svc: MemoryService, now: datetime | None = None, jobs: Sequence[
     """Run the jobs now for the tenant: close idle episodes, every user with work (all users for
     decay), then reconcile the index and build its HNSW graph when due."""
     now = now or datetime.now(UTC)
+    unknown = set(jobs or ()) - set(JOBS)
+    if unknown:  # before anything runs: a refused call changes nothing
+        from memsvc.exceptions import ConfigError
+
+        raise ConfigError(f"unknown consolidation jobs {sorted(unknown)}; known: {', '.join(JOBS)}")
     access = getattr(svc, "access", None)
     if access is not None:
         access.flush(svc, now)
