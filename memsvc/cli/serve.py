@@ -135,16 +135,28 @@ def bench_rest(
     url: str = typer.Option(None, help="Measure a running server instead of starting one (needs --key)."),
     key: str = typer.Option(None, help="Tenant API key for --url."),
     database_url: str = typer.Option(None, "--database-url", help="Started server keeps SQL in this (empty) database."),
+    duration: float = typer.Option(None, "--duration", help="Mixed add/search/context for this many seconds "
+                                   "(instead of the add then search phases)."),
+    mix: str = typer.Option("add=0.3,search=0.5,context=0.2", help="Operation weights of --duration."),
+    preload: int = typer.Option(200, help="Messages per client stored (bulk, unmeasured) before --duration."),
+    rss_every: float = typer.Option(5.0, "--rss-every", help="Seconds between server RSS samples (--duration)."),
     out: Path = _OUT,
 ) -> None:
-    """REST add throughput and search latency with N concurrent clients on loopback (JSON on stdout)."""
-    from memsvc.benchmarks.rest_load import run
+    """REST add throughput and search latency with N concurrent clients on loopback (JSON on stdout);
+    with --duration, a mixed add/search/context load with per-operation percentiles and server RSS."""
+    from memsvc.benchmarks.rest_load import parse_mix, run
 
+    try:
+        weights = parse_mix(mix)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     result = run(clients=clients, adds=adds, searches=searches, embedder=embedder, url=url, key=key,
-                 database_url=database_url)
+                 database_url=database_url, duration=duration, mix=weights, preload=preload, rss_every_s=rss_every)
     text = json.dumps(result, indent=2)
     typer.echo(text)
-    target = out or Path("benchmarks/results") / "rest_load.json"
+    name = "rest_load.json" if duration is None else \
+        f"rest_mixed_{'service' if database_url else 'external' if url else 'embedded'}.json"
+    target = out or Path("benchmarks/results") / name
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text + "\n")
