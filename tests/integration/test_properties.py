@@ -282,3 +282,12 @@ def test_duplicate_client_ids_store_once(mem: Memory, cids: list[str], user: str
         assert record_to_json(after[i]) == record_to_json(known[i])
     assert mem.add(msgs, user_id=user, timestamp=T0) == ids  # idempotent
     assert len(mem.history(user, limit=10_000)) == len(after)
+
+
+@PROPS
+@given(jobs=st.one_of(st.lists(st.text(max_size=12), min_size=1, max_size=3).filter(
+    lambda js: any(j not in {"close", "dedupe", "supersede", "summarize", "semantic", "merge", "decay", "recompress"}
+                   for j in js)), st.just("close"), st.lists(st.integers(), min_size=1, max_size=2)),
+       user=st.none() | st.sampled_from(USERS))
+def test_bad_consolidation_jobs_are_typed_and_change_nothing(mem: Memory, jobs: Any, user: str | None) -> None:
+    assert_rejected(mem, lambda: mem.consolidate(user_id=user, jobs=jobs))
