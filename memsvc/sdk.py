@@ -100,20 +100,25 @@ class Memory:
                 videos.append((i, e))
             else:
                 raise InvalidInputError(f"events[{i}] is a {type(e).__name__}, not a ChatEvent/VideoEvent")
-        out = [""] * len(events)
-        for (i, _), eid in zip(chats, self._svc.add_chat([e for _, e in chats]), strict=True):
-            out[i] = eid
         groups: dict[tuple[str, str], list[tuple[int, VideoEvent]]] = {}
         for i, v in videos:
             groups.setdefault((v.user_id, v.stream_id), []).append((i, v))
+        # validate every batch before storing any: a refused call stores nothing
+        prepared = []
         for (uid, sid), items in groups.items():
-            ids = self.add_frames(
+            frames = self._frame_events(
                 stream_id=sid, user_id=uid, timestamps=[v.timestamp for _, v in items],
                 embeddings=None if any(v.embedding is None for _, v in items) else [v.embedding for _, v in items],
                 captions=[v.caption for _, v in items], image_refs=[v.image_ref for _, v in items],
-                client_ids=[v.client_id for _, v in items],
+                client_ids=[v.client_id for _, v in items], images=None,
             )
-            for (i, _), eid in zip(items, ids, strict=True):
+            self._svc.video.check(self._svc.tenant, frames)
+            prepared.append((items, frames))
+        out = [""] * len(events)
+        for (i, _), eid in zip(chats, self._svc.add_chat([e for _, e in chats]), strict=True):
+            out[i] = eid
+        for items, frames in prepared:
+            for (i, _), eid in zip(items, self._svc.add_video(frames), strict=True):
                 out[i] = eid
         return out
 
@@ -139,6 +144,16 @@ class Memory:
         is only a reference. Frames are grouped into scenes
         online (``memsvc.video``); ``final=True`` (or ``end_stream``) closes the open scene. A frame with
         none of embedding, caption or embeddable image raises ``InvalidInputError``; nothing is stored."""
+        events = self._frame_events(stream_id, user_id, timestamps, embeddings, captions, images, client_ids,
+                                    image_refs)
+        return self._svc.add_video(events, final=final)
+
+    def _frame_events(
+        self, stream_id: str, user_id: str, timestamps: Sequence[Any], embeddings: Any,
+        captions: Sequence[str | None] | None, images: Sequence[Any] | None, client_ids: Sequence[str | None] | None,
+        image_refs: Sequence[str | None] | None,
+    ) -> list[VideoEvent]:
+        """``add_frames`` arguments validated into frame events (image embedder run); stores nothing."""
         uid = check_id(user_id, "user_id")
         sid = check_id(stream_id, "stream_id")
         if not isinstance(timestamps, Sequence) or isinstance(timestamps, str) or not timestamps:
@@ -173,12 +188,11 @@ class Memory:
             if caps[i] is None and vecs[i] is None:
                 hint = "" if imgs[i] is None else " (no image embedder is configured: settings.video.image_embedder)"
                 raise InvalidInputError(f"frame {i} has neither an embedding nor a caption{hint}")
-        events = [
+        return [
             VideoEvent(user_id=uid, stream_id=sid, timestamp=ts[i],  # type: ignore[arg-type]
                        embedding=vecs[i], caption=caps[i], image_ref=refs[i], client_id=cids[i])
             for i in range(n)
         ]
-        return self._svc.add_video(events, final=final)
 
     def end_stream(self, stream_id: str, user_id: str) -> int:
         """The stream ended (or paused for good): close its open scene now. Returns scenes closed."""

@@ -195,6 +195,7 @@ def messages_to_events(
             if not isinstance(msg["metadata"], Mapping):
                 raise InvalidInputError(f"messages[{i}].metadata must be a dict")
             meta.update(msg["metadata"])
+        check_metadata(meta, f"messages[{i}].metadata")
         out.append(
             ChatEvent(
                 user_id=uid,  # type: ignore[arg-type]

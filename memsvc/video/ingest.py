@@ -113,6 +113,22 @@ class VideoIngestor:
             self._states[key] = work
             return ids
 
+    def check(self, tenant: str, events: Sequence[VideoEvent]) -> None:
+        """Raise what ``add`` would refuse about these frames (one user and stream) without writing:
+        lets a call that stores several batches validate all of them first."""
+        if not events:
+            return
+        if len({(e.user_id, e.stream_id) for e in events}) != 1:
+            raise InvalidInputError("one add_frames call takes frames of one user and stream")
+        scope = Scope(tenant, events[0].user_id)
+        with self.svc.ingestor._lock(scope):
+            st = self._load(scope, events[0].stream_id)
+            space, dim = st.space, st.dim
+        sizes = {int(np.asarray(e.embedding).size) for e in events if e.embedding is not None}
+        if space is None and len(sizes) > 1 or space == "frame" and sizes - {dim}:
+            raise EmbeddingError(f"stream {events[0].stream_id!r} frames must share one embedding size"
+                                 f"{'' if dim is None else f' ({dim})'}; got {sorted(sizes)}")
+
     def end_stream(self, tenant: str, user: str, stream: str) -> int:
         """Close the open scene (decide pending frames with the context there is). Returns scenes closed."""
         scope = Scope(tenant, user)

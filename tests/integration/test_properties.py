@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from memsvc import Memory, Settings
 from memsvc import exceptions as ex
 from memsvc._wire import record_to_json
+from memsvc.models import ChatEvent, VideoEvent
 
 T0 = datetime(2023, 5, 8, 9, 30, tzinfo=UTC)
 MAX_CHARS = 300
@@ -291,3 +292,29 @@ def test_duplicate_client_ids_store_once(mem: Memory, cids: list[str], user: str
        user=st.none() | st.sampled_from(USERS))
 def test_bad_consolidation_jobs_are_typed_and_change_nothing(mem: Memory, jobs: Any, user: str | None) -> None:
     assert_rejected(mem, lambda: mem.consolidate(user_id=user, jobs=jobs))
+
+
+@st.composite
+def bad_event_batch(draw: st.DrawFn) -> list[Any]:
+    """Valid chat and frame events with one bad frame among them (``add_events`` is all or nothing)."""
+    good: list[Any] = [ChatEvent(user_id=draw(st.sampled_from(USERS)), text=f"chat event {i}", timestamp=T0)
+                       for i in range(draw(st.integers(1, 3)))]
+    good += [VideoEvent(user_id="u2", stream_id="yard", timestamp=T0 + timedelta(seconds=i),
+                        embedding=np.ones(4, dtype=np.float32) * (i + 1)) for i in range(draw(st.integers(0, 2)))]
+    what = draw(st.sampled_from(["dim", "nan", "naive", "empty", "caption"]))
+    ts = T0 + timedelta(minutes=9)
+    bad = {
+        "dim": VideoEvent(user_id="u1", stream_id="cam", timestamp=ts, embedding=np.ones(draw(st.sampled_from([4, 16])))),
+        "nan": VideoEvent(user_id="u1", stream_id="cam", timestamp=ts, embedding=np.full(8, np.nan)),
+        "naive": VideoEvent(user_id="u1", stream_id="cam", timestamp=ts.replace(tzinfo=None), caption="x"),
+        "empty": VideoEvent(user_id="u1", stream_id="cam", timestamp=ts),
+        "caption": VideoEvent(user_id="u1", stream_id="cam", timestamp=ts, caption=draw(bad_text.filter(
+            lambda v: v is not None))),
+    }[what]
+    return draw(st.permutations([*good, bad]))
+
+
+@PROPS
+@given(events=bad_event_batch())
+def test_bad_event_batches_store_nothing(mem: Memory, events: list[Any]) -> None:
+    assert_rejected(mem, lambda: mem.add_events(events))
