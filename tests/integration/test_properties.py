@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from memsvc import Memory, Settings
 from memsvc import exceptions as ex
+from memsvc._types import Level
 from memsvc._wire import record_to_json
 from memsvc.models import ChatEvent, VideoEvent
 
@@ -202,8 +203,8 @@ def bad_read(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
             st.tuples(bad_time, st.none()), st.tuples(st.none(), bad_time), st.just((T0, T0 - timedelta(1))),
             st.lists(st.none(), max_size=4).filter(lambda v: len(v) != 2), st.just("2023")))
     elif what == "levels":
-        args["levels"] = draw(st.lists(st.text(max_size=8).filter(
-            lambda s: s not in {"episode", "summary", "semantic", "event", "scene"}), min_size=1, max_size=3))
+        args["levels"] = draw(st.lists(st.text(max_size=8).filter(lambda s: s not in {lv.value for lv in Level}),
+                                       min_size=1, max_size=3))
     elif what == "query_time":
         args["query_time"] = draw(bad_time)
     elif what == "history":
