@@ -1,112 +1,128 @@
-"""Consolidation benchmark on LoCoMo: units, stored tokens and evidence recall before/after one pass.
+"""Consolidation on LoCoMo: units, stored tokens and evidence recall before/after one pass.
 
-    python -m memsvc.benchmarks.consolidation --data /work/shared/data/locomo/locomo_dev.json \
-        --evidence /work/shared/tools/evidence.py [--budgets 500,1000,2000] [--out FILE]
+    memsvc bench consolidation --data ../shared/data/locomo/locomo_dev.json [--budgets 500,1000,2000,4000]
 
-Each conversation is ingested through ``Memory.add`` (one user per conversation, the session date as
-the turn time) into a fresh embedded store; recall is scored with the independent scorer in
-``evidence.py`` (a returned unit must list the evidence turn among its sources AND hold half of its
-content words). Then ``Memory.consolidate()`` runs once and everything is measured again.
+Per conversation: a fresh embedded store in a temporary folder, one ``Memory.add`` per session
+(``datasets.ingest_locomo``, one user per conversation); every QA of categories 1-4 is asked through
+``Memory.search(question, budget_tokens=B)`` and scored with ``evidence.recall_from_hits`` (a returned
+unit counts for an evidence turn only when it lists the turn among its sources AND its text keeps half of
+the turn's content words). Then ``Memory.consolidate()`` runs once (timed) and everything is measured
+again on the same store.
+
+Result keys: ``before`` / ``after`` {``recall`` {budget: %}, ``per_category``, ``units`` / ``tokens``
+(what retrieval sees: live units in the index, by level too), ``stored_units`` / ``stored_tokens`` (every
+live unit in SQL)}, ``delta`` {budget: points}, ``consolidate_s``, ``s_per_1000_turns``, ``jobs`` (what
+the pass did, summed), ``conversations``, ``questions``, ``turns``.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
-import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from memsvc.benchmarks.datasets import LoCoMoConversation, ingest_locomo, iter_steps, load_locomo
+from memsvc.benchmarks.evidence import recall_from_hits
 
-def _load(path: str) -> Any:
-    spec = importlib.util.spec_from_file_location("evidence", path)
-    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod
+__all__ = ["footprint", "run_consolidation"]
 
 
-def _footprint(m: Any, user: str) -> dict[str, int]:
+def _pct(xs: Sequence[float]) -> float:
+    return round(100 * sum(xs) / len(xs), 2) if xs else 0.0
+
+
+def footprint(m: Any, user: str) -> dict[str, int]:
+    """Live units and their tokens for ``user``: in the index (by level) and in SQL."""
     from sqlalchemy import func, select
 
     from memsvc.stores.sql_schema import UnitRow
 
     svc = m.service
+    live = (UnitRow.tenant_id == svc.tenant, UnitRow.user_id == user, UnitRow.deleted_at.is_(None))
+    q = select(UnitRow.level, UnitRow.index_state != "none", func.count(), func.sum(UnitRow.token_count))
     with svc.sql.session() as s:
-        q = select(UnitRow.level, func.count(), func.sum(UnitRow.token_count)).where(
-            UnitRow.tenant_id == svc.tenant, UnitRow.user_id == user, UnitRow.deleted_at.is_(None),
-            UnitRow.index_state != "none").group_by(UnitRow.level)
-        rows = list(s.execute(q))
-    out = {f"units_{lvl}": int(n) for lvl, n, _ in rows}
-    out["units"] = sum(int(n) for _, n, _ in rows)
-    out["tokens"] = sum(int(t or 0) for *_, t in rows)
+        rows = list(s.execute(q.where(*live).group_by(UnitRow.level, UnitRow.index_state != "none")))
+    out: dict[str, int] = {"units": 0, "tokens": 0, "stored_units": 0, "stored_tokens": 0}
+    for level, indexed, n, t in rows:
+        out["stored_units"] += int(n)
+        out["stored_tokens"] += int(t or 0)
+        if indexed:
+            out["units"] += int(n)
+            out["tokens"] += int(t or 0)
+            out[f"units_{level}"] = out.get(f"units_{level}", 0) + int(n)
+            out[f"tokens_{level}"] = out.get(f"tokens_{level}", 0) + int(t or 0)
     return out
 
 
-def _recall(ev: Any, m: Any, cid: str, qas: list[Any], dia_of: dict[str, str], text_of: dict[str, str],
-            budgets: list[int]) -> dict[int, list[float]]:
-    out: dict[int, list[float]] = {b: [] for b in budgets}
-    for q, evid, _cat in qas:
+def _ask(m: Any, conv: LoCoMoConversation, key_of: dict[str, str], text_of: dict[str, str],
+         budgets: Sequence[int], rec: dict[int, list[float]], cat: dict[int, dict[int, list[float]]]) -> None:
+    for qa in conv.qas:
         for b in budgets:
-            hits = m.search(q, user_id=cid, budget_tokens=b)
-            out[b].append(ev.recall_from_hits(hits, evid, dia_of, text_of))
-    return out
+            hits = m.search(qa.question, user_id=conv.sample_id, budget_tokens=b)
+            r = recall_from_hits(hits, qa.evidence, key_of, text_of)
+            rec[b].append(r)
+            cat.setdefault(qa.category, {x: [] for x in budgets})[b].append(r)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--evidence", required=True, help="path of the independent scorer (evidence.py)")
-    ap.add_argument("--budgets", default="1000")
-    ap.add_argument("--limit", type=int, default=0, help="only the first N conversations")
-    ap.add_argument("--settings", default="{}", help="JSON overrides for Settings")
-    ap.add_argument("--out")
-    a = ap.parse_args(argv)
-    from memsvc import Memory, Settings
+def _add(acc: dict[str, int], more: dict[str, Any]) -> None:
+    for k, v in more.items():
+        if isinstance(v, int) and not isinstance(v, bool):
+            acc[k] = acc.get(k, 0) + v
 
-    ev = _load(a.evidence)
-    budgets = [int(b) for b in a.budgets.split(",")]
-    data = ev.load_locomo(a.data)[: a.limit or None]
-    before: dict[int, list[float]] = {b: [] for b in budgets}
-    after: dict[int, list[float]] = {b: [] for b in budgets}
-    fp_b: dict[str, int] = {}
-    fp_a: dict[str, int] = {}
-    turns = 0
+
+def run_consolidation(
+    data: str | Path,
+    budgets: Sequence[int] = (500, 1000, 2000, 4000),
+    settings: Any = None,
+    limit: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the benchmark on a LoCoMo file; ``limit`` takes the first N conversations."""
+    from memsvc import Memory
+
+    convs = list(iter_steps(load_locomo(data), 1, limit))
+    phases = ("before", "after")
+    rec = {p: {b: [] for b in budgets} for p in phases}
+    cat: dict[str, dict[int, dict[int, list[float]]]] = {p: {} for p in phases}
+    fp: dict[str, dict[str, int]] = {p: {} for p in phases}
+    jobs: dict[str, int] = {}
     cons_s = 0.0
-    reports = []
-    for cid, sessions, qas in data:
-        with tempfile.TemporaryDirectory() as d:
-            m = Memory(Settings(data_dir=Path(d), **json.loads(a.settings)))
-            dia_of, text_of = ev.ingest_locomo(m, cid, sessions)
-            turns += len(dia_of)
-            for k, v in _footprint(m, cid).items():
-                fp_b[k] = fp_b.get(k, 0) + v
-            for b, r in _recall(ev, m, cid, qas, dia_of, text_of, budgets).items():
-                before[b] += r
-            t0 = time.perf_counter()
-            reports.append(m.consolidate())
-            cons_s += time.perf_counter() - t0
-            for k, v in _footprint(m, cid).items():
-                fp_a[k] = fp_a.get(k, 0) + v
-            for b, r in _recall(ev, m, cid, qas, dia_of, text_of, budgets).items():
-                after[b] += r
-            m.close()
-        print(f"{cid}: done", file=sys.stderr)
-    res = {
-        "conversations": len(data), "turns": turns, "questions": len(before[budgets[0]]),
-        "before": {"recall": {str(b): round(100 * sum(v) / len(v), 2) for b, v in before.items()}, **fp_b},
-        "after": {"recall": {str(b): round(100 * sum(v) / len(v), 2) for b, v in after.items()}, **fp_a},
-        "consolidate_s": round(cons_s, 2), "s_per_1000_turns": round(1000 * cons_s / max(turns, 1), 2),
-        "jobs": {k: sum(r.get(k, 0) for r in reports) for k in reports[0] if isinstance(reports[0][k], int)},
+    for conv in convs:
+        with tempfile.TemporaryDirectory(prefix="memsvc-bench-") as d:
+            m = Memory(settings, path=d)
+            try:
+                key_of, text_of, _ = ingest_locomo(m, conv, conv.sample_id)
+                _add(fp["before"], footprint(m, conv.sample_id))
+                _ask(m, conv, key_of, text_of, budgets, rec["before"], cat["before"])
+                t0 = time.perf_counter()
+                report = m.consolidate()
+                cons_s += time.perf_counter() - t0
+                _add(jobs, report)
+                _add(fp["after"], footprint(m, conv.sample_id))
+                _ask(m, conv, key_of, text_of, budgets, rec["after"], cat["after"])
+            finally:
+                m.close()
+        if progress:
+            progress(f"{conv.sample_id}: {len(conv.qas)} questions, " + " ".join(
+                f"@{b} {_pct(rec['before'][b]):.1f}->{_pct(rec['after'][b]):.1f}" for b in budgets))
+    turns = sum(c.n_turns for c in convs)
+    out: dict[str, Any] = {
+        p: {
+            "recall": {str(b): _pct(rec[p][b]) for b in budgets},
+            "per_category": {str(c): {str(b): _pct(v[b]) for b in budgets} for c, v in sorted(cat[p].items())},
+            **fp[p],
+        }
+        for p in phases
     }
-    text = json.dumps(res, indent=2)
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
-    return res
-
-
-if __name__ == "__main__":
-    main()
+    out["delta"] = {str(b): round(_pct(rec["after"][b]) - _pct(rec["before"][b]), 2) for b in budgets}
+    out.update({
+        "consolidate_s": round(cons_s, 2),
+        "s_per_1000_turns": round(1000 * cons_s / max(turns, 1), 2),
+        "jobs": jobs,
+        "conversations": len(convs),
+        "questions": sum(len(c.qas) for c in convs),
+        "turns": turns,
+    })
+    return out

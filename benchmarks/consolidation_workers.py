@@ -1,19 +1,19 @@
-"""Celery worker throughput for consolidation: LoCoMo users consolidated by 1 and by 2 worker processes.
+"""Celery worker throughput for consolidation: M users consolidated by 1 and by 2 worker processes.
 
-    python -m memsvc.benchmarks.consolidation_workers --data /work/shared/data/locomo/locomo_dev.json \
-        --evidence /work/shared/tools/evidence.py --pg postgresql+psycopg://postgres@127.0.0.1:5432/test \
-        --redis redis://127.0.0.1:6379/0 [--workers 1,2]
+    memsvc bench consolidation-workers --data ../shared/data/locomo/locomo_dev.json [--users 10] \
+        [--workers 1,2] [--pg postgresql+psycopg://postgres@127.0.0.1:5432/test] [--redis redis://127.0.0.1:6379/0]
 
-The conversations are ingested once (one user each) into a PostgreSQL template database and an embedded
-vector shard; each trial clones the database, gives every worker process its own copy of the shard
-(qdrant-edge is single-process; only SQL, the truth, is shared), starts ``celery -A memsvc.worker worker
---pool solo`` processes, queues ``memsvc.consolidate_user`` for every user and waits for all results.
+The LoCoMo conversations are ingested once, one user each (repeated as ``conv-26~2`` ... when M is larger
+than the file), into a PostgreSQL template database and an embedded vector shard. Each trial clones the
+database, gives every worker process its own copy of the shard (qdrant-edge is single-process; SQL, the
+truth, is shared), starts ``celery -A memsvc.worker worker --pool solo`` processes on a private queue,
+waits until every worker answers a ping, queues ``memsvc.consolidate_user`` for every user and waits for
+all results. ``wall_s`` runs from the first enqueue to the last result (each worker's first task also
+loads the embedder); ``job_s`` sums the jobs' own times.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -21,13 +21,18 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from memsvc.benchmarks.datasets import ingest_locomo, load_locomo
+
+__all__ = ["run_workers"]
 
 
 def _admin(pg: str, sql: str) -> None:
+    from sqlalchemy import create_engine, text
+
     eng = create_engine(pg, isolation_level="AUTOCOMMIT")
     with eng.connect() as c:
         c.execute(text(sql))
@@ -38,44 +43,52 @@ def _db_url(pg: str, name: str) -> str:
     return pg.rsplit("/", 1)[0] + "/" + name
 
 
-def _ingest(a: argparse.Namespace, tpl: str, base: Path) -> tuple[list[str], int]:
+def _ingest(data: str | Path, pg: str, tpl: str, base: Path, n_users: int, embedder: str) -> tuple[list[str], int]:
     from memsvc import Memory, Settings
-    from memsvc.benchmarks.consolidation import _load
 
-    ev = _load(a.evidence)
-    data = ev.load_locomo(a.data)[: a.limit or None]
-    users, turns = [], 0
-    with Memory(Settings(data_dir=base, database_url=_db_url(a.pg, tpl), profile="service",
-                         embedder={"backend": a.embedder})) as m:
-        for cid, sessions, _ in data:
-            turns += len(ev.ingest_locomo(m, cid, sessions)[0])
-            users.append(cid)
+    convs = load_locomo(data)
+    users: list[str] = []
+    turns = 0
+    with Memory(Settings(data_dir=base, database_url=_db_url(pg, tpl), profile="service",
+                         embedder={"backend": embedder})) as m:
+        for i in range(n_users):
+            conv = convs[i % len(convs)]
+            user = conv.sample_id if i < len(convs) else f"{conv.sample_id}~{i // len(convs) + 1}"
+            ingest_locomo(m, conv, user)
+            users.append(user)
+            turns += conv.n_turns
     return users, turns
 
 
-def _trial(a: argparse.Namespace, tpl: str, base: Path, users: list[str], n: int, root: Path) -> dict[str, Any]:
+def _trial(pg: str, redis: str, tpl: str, base: Path, users: list[str], n: int, root: Path,
+           embedder: str) -> dict[str, Any]:
     from memsvc import Settings
     from memsvc.worker import create_app
 
     db = f"memsvc_cwb_{uuid.uuid4().hex[:8]}"
-    _admin(a.pg, f'CREATE DATABASE "{db}" TEMPLATE "{tpl}"')
+    _admin(pg, f'CREATE DATABASE "{db}" TEMPLATE "{tpl}"')
     queue = f"cwb-{uuid.uuid4().hex[:8]}"
     procs = []
+    names = [f"cwb{i}-{queue}@bench" for i in range(n)]
     try:
         for i in range(n):
             d = root / f"w{n}-{i}"
             shutil.copytree(base, d)
             env = {k: v for k, v in os.environ.items() if not k.startswith("MEMSVC_")}
-            env.update(MEMSVC_DATA_DIR=str(d), MEMSVC_DATABASE_URL=_db_url(a.pg, db), MEMSVC_PROFILE="service",
-                       MEMSVC_BROKER_URL=a.redis, MEMSVC_WORKER__CONSOLIDATION_QUEUE=queue,
-                       MEMSVC_EMBEDDER__BACKEND=a.embedder,
+            env.update(MEMSVC_DATA_DIR=str(d), MEMSVC_DATABASE_URL=_db_url(pg, db), MEMSVC_PROFILE="service",
+                       MEMSVC_BROKER_URL=redis, MEMSVC_WORKER__CONSOLIDATION_QUEUE=queue,
+                       MEMSVC_EMBEDDER__BACKEND=embedder,
                        HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
             with (root / f"w{n}-{i}.log").open("ab") as log:
                 procs.append(subprocess.Popen(
                     [sys.executable, "-m", "celery", "-A", "memsvc.worker", "worker", "--pool", "solo", "-Q", queue,
-                     "--without-mingle", "--without-gossip", "-n", f"cwb{i}-{queue}@%h", "--loglevel", "WARNING"],
+                     "--without-mingle", "--without-gossip", "-n", names[i], "--loglevel", "WARNING"],
                     env=env, stdout=log, stderr=subprocess.STDOUT))
-        client = create_app(Settings(broker_url=a.redis, data_dir=root))
+        client = create_app(Settings(broker_url=redis, data_dir=root))
+        deadline = time.monotonic() + 300
+        while len(client.control.ping(destination=names, timeout=1.0)) < n:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"workers did not start; see {root}/w{n}-*.log")
         t0 = time.perf_counter()
         results = [client.send_task("memsvc.consolidate_user", ("default", u), queue=queue) for u in users]
         reports = [r.get(timeout=3600) for r in results]
@@ -85,40 +98,40 @@ def _trial(a: argparse.Namespace, tpl: str, base: Path, users: list[str], n: int
             p.terminate()
         for p in procs:
             p.wait(60)
-        _admin(a.pg, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-    return {"workers": n, "wall_s": round(wall, 1), "job_s": round(sum(r["seconds"] for r in reports), 1),
-            "summaries": sum(r.get("episode_summaries", 0) for r in reports)}
+        _admin(pg, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    return {"workers": n, "wall_s": round(wall, 2), "job_s": round(sum(r["seconds"] for r in reports), 2),
+            "episode_summaries": sum(r.get("episode_summaries", 0) for r in reports)}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--evidence", required=True)
-    ap.add_argument("--pg", required=True, help="admin URL of the PostgreSQL server (creates databases)")
-    ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
-    ap.add_argument("--workers", default="1,2")
-    ap.add_argument("--limit", type=int, default=0)
-    ap.add_argument("--embedder", default="sentence-transformers", help="embedder backend (hashing: no model)")
-    ap.add_argument("--out")
-    a = ap.parse_args(argv)
+def run_workers(
+    data: str | Path,
+    pg: str,
+    redis: str = "redis://127.0.0.1:6379/0",
+    workers: Sequence[int] = (1, 2),
+    n_users: int = 10,
+    embedder: str = "sentence-transformers",
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Ingest ``n_users`` LoCoMo users once, then one trial per worker count; users/s and turns/s."""
     tpl = f"memsvc_cwb_tpl_{uuid.uuid4().hex[:8]}"
-    _admin(a.pg, f'CREATE DATABASE "{tpl}"')
+    _admin(pg, f'CREATE DATABASE "{tpl}"')
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory(prefix="memsvc-cwb-") as tmp:
             root = Path(tmp)
-            users, turns = _ingest(a, tpl, root / "base")
-            trials = [_trial(a, tpl, root / "base", users, int(n), root) for n in a.workers.split(",")]
+            users, turns = _ingest(data, pg, tpl, root / "base", n_users, embedder)
+            if progress:
+                progress(f"ingested {len(users)} users, {turns} turns")
+            trials = []
+            for n in workers:
+                t = _trial(pg, redis, tpl, root / "base", users, n, root, embedder)
+                t["users_per_s"] = round(len(users) / t["wall_s"], 3)
+                t["turns_per_s"] = round(turns / t["wall_s"], 1)
+                trials.append(t)
+                if progress:
+                    progress(f"{n} worker(s): {t['wall_s']} s, {t['users_per_s']} users/s, {t['turns_per_s']} turns/s")
     finally:
-        _admin(a.pg, f'DROP DATABASE IF EXISTS "{tpl}" WITH (FORCE)')
+        _admin(pg, f'DROP DATABASE IF EXISTS "{tpl}" WITH (FORCE)')
+    base = trials[0]["wall_s"] if trials else 0.0
     for t in trials:
-        t["turns_per_s"] = round(turns / t["wall_s"], 2)
-    res = {"users": len(users), "turns": turns, "embedder": a.embedder, "trials": trials}
-    text_ = json.dumps(res, indent=2)
-    print(text_)
-    if a.out:
-        Path(a.out).write_text(text_ + "\n")
-    return res
-
-
-if __name__ == "__main__":
-    main()
+        t["speedup"] = round(base / t["wall_s"], 2) if t["wall_s"] else 0.0
+    return {"users": len(users), "turns": turns, "embedder": embedder, "trials": trials}

@@ -242,6 +242,11 @@ class ConsolidationConfig(BaseModel):
     """Off by default: with the hybrid ranker it cost 1.8 points of LoCoMo recall@1000 (conv 0). When on,
     once an episode has its summary, the summary stands for it in the index (the episode stays in
     SQL for history, expansion and rebuilds; its turns stay indexed)."""
+    turn_extracts: bool = True
+    """Store each chat turn's extract (its line in an extractive summary: most informative sentences,
+    verbatim) and pack a turn hit as its extract when that is shorter (``consolidation.extracts``)."""
+    extract_keep_share: float = Field(0.8, gt=0.0, le=1.0)
+    """Share of a turn's informative words its extract keeps."""
     semantic_memories: tuple[str, ...] = ("daily", "topic")
     """Which semantic memories to build from episode summaries."""
     semantic_tokens: int = 160

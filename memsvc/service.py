@@ -304,6 +304,10 @@ class MemoryService:
         ranking.hits = video_candidates(self, scope, q, flt, ranking.hits)
         ranking.hits = rerank_top(self.reranker, q, ranking.hits, cfg.rerank_top,
                                   RerankContext(vectors=self.vectors.fetch, embed=self.embedder.embed))
+        from memsvc.consolidation.extracts import apply_extracts
+
+        use = budget_tokens is not None and self.settings.consolidation.for_tenant(str(scope.tenant)).turn_extracts
+        ranking.hits = apply_extracts(ranking.hits, use)
         if budget_tokens is None:
             out = _dedup(ranking.hits, limit or cfg.default_limit)
         else:

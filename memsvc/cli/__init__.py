@@ -1,6 +1,6 @@
 """The ``memsvc`` command line (Typer). Sub-commands live in sibling modules and register on import:
 
-    memsvc demo | migrate | import locomo|longmemeval ... | bench locomo|longmemeval|latency|fuzz|rest ...
+    memsvc demo | migrate | import locomo|longmemeval ... | bench locomo|longmemeval|latency|fuzz|rest|consolidation ...
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ def main() -> None:
 from memsvc.cli import (  # noqa: E402,F401
     bench,
     bench_compression,
+    bench_consolidation,
     bench_crash,
     bench_fuzz,
     bench_kv,

@@ -4,6 +4,7 @@ Jobs are plain functions over a ``MemoryService`` (the Celery tasks in ``memsvc.
 scheduler and ``Memory.consolidate()`` all call these):
 
     dedupe_exact            remove turns written twice by retried writes
+    extract_turns           each chat turn's extract (its summary line), packed where shorter
     supersede               statements "I moved to X" end older ones about the same attribute
     summarize_episodes      closed episodes -> extractive (or LLM) episode summaries
     summarize_semantic      episode summaries -> per-user daily and topic memories
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from memsvc.consolidation.decay import AccessLog, decay, retention
 from memsvc.consolidation.dedupe import dedupe_exact, merge_near_duplicates
+from memsvc.consolidation.extracts import apply_extracts, extract_turns
 from memsvc.consolidation.facts import Fact, extract_facts, supersede
 from memsvc.consolidation.locks import FileLocks, LocalLocks, LockBusy, RedisLocks, UserLocks
 from memsvc.consolidation.maintenance import close_idle_episodes, recompress, reconcile
@@ -34,12 +36,14 @@ __all__ = [
     "LockBusy",
     "RedisLocks",
     "UserLocks",
+    "apply_extracts",
     "close_idle_episodes",
     "consolidate",
     "consolidate_user",
     "decay",
     "dedupe_exact",
     "extract_facts",
+    "extract_turns",
     "merge_near_duplicates",
     "recompress",
     "reconcile",

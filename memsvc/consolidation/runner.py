@@ -1,7 +1,7 @@
 """Run the consolidation jobs: for one user (what a Celery task does) or for a whole tenant (what
 ``Memory.consolidate()`` and the embedded scheduler do).
 
-Order for a user: close idle episodes -> exact dedupe -> facts/supersede -> episode summaries -> daily/topic memories ->
+Order for a user: close idle episodes -> exact dedupe -> facts/supersede -> turn extracts -> episode summaries -> daily/topic memories ->
 near-duplicate merge -> decay -> recompress. Every step is idempotent and commits in small
 transactions, so the whole run is safe to kill and to repeat.
 """
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from memsvc.consolidation._common import store
 from memsvc.consolidation.decay import decay
 from memsvc.consolidation.dedupe import dedupe_exact, merge_near_duplicates
+from memsvc.consolidation.extracts import extract_turns
 from memsvc.consolidation.facts import supersede
 from memsvc.consolidation.locks import LocalLocks, UserLocks
 from memsvc.consolidation.maintenance import (
@@ -43,6 +44,7 @@ JOBS: dict[str, Job] = {
     "close": lambda svc, scope, now: {"episodes_closed": close_idle_user_episodes(svc, scope, now)},
     "dedupe": _count("duplicates_removed", dedupe_exact),
     "supersede": lambda svc, scope, now: supersede(svc, scope),
+    "extract": lambda svc, scope, now: extract_turns(svc, scope),
     "summarize": lambda svc, scope, now: summarize_episodes(svc, scope),
     "semantic": lambda svc, scope, now: summarize_semantic(svc, scope),
     "merge": _count("near_duplicates_merged", merge_near_duplicates),

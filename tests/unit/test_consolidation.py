@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from memsvc import Memory, Settings
+from memsvc.benchmarks.evidence import covered
 from memsvc.consolidation import consolidate, consolidate_user, extract_facts, retention
 from memsvc.consolidation import summarize as summarize_mod
 from memsvc.stores.sql_schema import ConsolidationStateRow, UnitFactRow, UnitLinkRow, UnitRow, UnitSourceRow
@@ -63,7 +64,7 @@ def snapshot(m: Memory) -> dict[str, Any]:
     svc = m.service
     with svc.sql.session() as s:
         units = sorted((u.id, u.level, u.status, u.text, u.valid_to, u.deleted_at, u.index_state,
-                        (u.meta or {}).get("kind")) for u in s.scalars(select(UnitRow)))
+                        (u.meta or {}).get("kind"), (u.meta or {}).get("extract")) for u in s.scalars(select(UnitRow)))
         srcs = sorted((r.unit_id, r.event_id, r.position) for r in s.scalars(select(UnitSourceRow)))
         links = sorted((r.parent_id, r.child_id) for r in s.scalars(select(UnitLinkRow)))
         facts = sorted((f.unit_id, f.attribute, f.value) for f in s.scalars(select(UnitFactRow)))
@@ -293,3 +294,56 @@ def test_consolidate_one_user(mem: Memory) -> None:
     assert all(u.user_id == "bob" for u in derived(mem, "summary"))
     assert consolidate(mem.service)["users"] == 1  # only ann has work left (decay still looks at bob)
     assert consolidate(mem.service)["users"] == 0
+
+
+CHATTY = [
+    ("Ann", "Oh wow, that is so lovely to hear, thank you! I finally ran the charity marathon in Porto with my "
+            "brother Luis last Sunday. How was your weekend, anything fun?"),
+    ("Mel", "Haha, awesome, congrats! Totally proud of you. We adopted a grey kitten called Pixel from the "
+            "shelter on Friday. Anyway, how are you feeling?"),
+    ("Ann", "Thanks so much, really glad you asked! My knee is sore after the marathon but the physio in Braga "
+            "says three weeks of rest. Sounds good, right?"),
+    ("Mel", "Oh no, that is a shame, hope it gets better soon! Pixel already knocked over my ceramic vase from "
+            "the Lisbon market. Such a cheeky cat, haha."),
+]
+
+
+def test_turn_extracts_pack_more_evidence_per_token(tmp_path: Path) -> None:
+    from memsvc.tokens import count_tokens
+
+    m = Memory(_settings(tmp_path / "m"))
+    ids = m.add(_msgs(CHATTY), user_id="ann", session_id="s1", timestamp=T0)
+    full = {i: m.get(i, "ann").text for i in ids}  # as stored: "Ann: ... last Sunday [2023-05-07]. ..."
+    q = "marathon Porto kitten Pixel knee physio vase"
+    budget = sum(count_tokens(t) for t in full.values()) - 25  # every turn does not fit, every extract does
+
+    def packed() -> list[Any]:
+        return m.search(q, user_id="ann", budget_tokens=budget)
+
+    before = packed()
+    assert len(before) < len(ids) and all(h.text in full.values() for h in before)
+    assert m.consolidate()["turn_extracts"] == len(ids)
+    after = packed()
+    assert len(after) == len(ids) > len(before)  # the budget now holds every turn
+    for h in after:
+        (src,) = h.source_ids
+        assert h.metadata["full_text"] == full[src] and "extract" not in h.metadata
+        assert h.text != full[src] and count_tokens(h.text) < count_tokens(full[src])
+        assert covered(full[src], h.text)  # the extract keeps the turn's substance (the evidence rule)
+        assert h.text.split(": ", 1)[0] == full[src].split(": ", 1)[0]  # speaker kept
+        assert all(sent in full[src] for sent in h.text.split(": ", 1)[1].split(". "))  # verbatim sentences
+    assert "Pixel" in m.context(q, user_id="ann", budget_tokens=budget)
+    plain = m.search(q, user_id="ann", limit=10)  # without a budget: the turns as written
+    assert {h.text for h in plain} <= set(full.values()) and all("extract" not in h.metadata for h in plain)
+    assert {i: m.get(i, "ann").text for i in ids} == full  # the stored turns never change
+    assert m.consolidate()["turn_extracts"] == 0  # idempotent
+
+    m.service.settings.consolidation.turn_extracts = False  # switched off: turns are packed as written
+    assert all(h.text in full.values() for h in packed())
+    m.service.settings.consolidation.turn_extracts = True
+    changed = full[ids[1]] + " Pixel sleeps all day."
+    with m.service.sql.session() as s:  # a turn whose text changed after its extract (decay compressed it)
+        s.get(UnitRow, ids[1]).text = changed
+    assert [(h.text, "full_text" in h.metadata) for h in packed() if h.id == ids[1]] in ([], [(changed, False)])
+    assert m.consolidate(jobs=["extract"])["turn_extracts"] == 1  # extracted again from the new text
+    m.close()
