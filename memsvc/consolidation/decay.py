@@ -23,6 +23,7 @@ from memsvc.compressors.base import Passage, SummaryRequest
 from memsvc.compressors.summary.extractive import denoise
 from memsvc.config import DecayConfig
 from memsvc.consolidation._common import config, index_units, store, summarizer
+from memsvc.consolidation.extracts import text_digest
 from memsvc.stores import Scope
 from memsvc.stores.sql_schema import UnitRow
 from memsvc.tokens import count_tokens
@@ -104,6 +105,8 @@ def decay(svc: MemoryService, scope: Scope, now: datetime | None = None) -> dict
     for u in compress:
         text = compress_unit_text(svc, u, cfg.compress_rate)
         meta = {**(u.meta or {}), "compressed": cfg.compress_rate}
+        if "extract_of" in meta:  # the compressed text is its own extract
+            meta.update(extract=None, extract_of=text_digest(text))
         st.update_units({u.id: {"text": text, "token_count": count_tokens(text), "meta": meta, "index_state": "stale"}})
         u.text = text
         changed.append(u)

@@ -30,13 +30,14 @@ from memsvc.tokens import count_tokens
 if TYPE_CHECKING:
     from memsvc.service import MemoryService
 
-__all__ = ["apply_extracts", "extract_text", "extract_turns"]
+__all__ = ["apply_extracts", "extract_text", "extract_turns", "text_digest"]
 
 MIN_SAVING = 3
 """Tokens an extract must save over its turn to be stored."""
 
 
-def _digest(text: str) -> str:
+def text_digest(text: str) -> str:
+    """The hash ``meta.extract_of`` holds: which text an extract was made from."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -62,11 +63,11 @@ def extract_turns(svc: MemoryService, scope: Scope) -> dict[str, int]:
     made = 0
     for u in st.live_units(scope, ["turn"]):
         meta = dict(u.meta or {})
-        if u.stream_id is not None or not u.text or meta.get("extract_of") == _digest(u.text):
+        if u.stream_id is not None or not u.text or meta.get("extract_of") == text_digest(u.text):
             continue
         ext = extract_text(u.text, cfg.extract_keep_share)
         meta["extract"] = ext
-        meta["extract_of"] = _digest(u.text)
+        meta["extract_of"] = text_digest(u.text)
         made += ext is not None
         todo[u.id] = {"meta": meta}
     for k in range(0, len(todo), 500):  # small transactions: a kill loses at most one batch of work
@@ -83,7 +84,7 @@ def apply_extracts(hits: Sequence[Hit], use: bool = True) -> list[Hit]:
             continue
         ext = md.pop("extract", None)
         made_from = md.pop("extract_of")
-        if use and ext and made_from == _digest(h.text):
+        if use and ext and made_from == text_digest(h.text):
             md["full_text"] = h.text
             h.text = ext
     return list(hits)

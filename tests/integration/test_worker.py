@@ -96,8 +96,12 @@ def test_rabbitmq_broker(tmp_path: Path, amqp_url: str) -> None:
 
 def _state(mem: Memory) -> list[tuple[Any, ...]]:
     with mem.service.sql.session() as s:
-        rows = s.execute(text("SELECT id, level, status, text, valid_to, index_state FROM units ORDER BY id"))
-        return [tuple(r) for r in rows]
+        rows = s.execute(text("SELECT id, level, status, text, valid_to, index_state, deleted_at, meta FROM units "
+                              "ORDER BY id"))
+        units = [tuple(r) for r in rows]
+        links = [tuple(r) for r in s.execute(text("SELECT parent_id, child_id FROM unit_links ORDER BY 1, 2"))]
+        srcs = [tuple(r) for r in s.execute(text("SELECT unit_id, event_id, position FROM unit_sources ORDER BY 1, 2"))]
+    return [*units, *links, *srcs, tuple(sorted(mem.service.vectors.ids()))]
 
 
 def test_tasks_run_and_are_idempotent(thread_worker: tuple[Memory, Any]) -> None:
@@ -114,6 +118,38 @@ def test_tasks_run_and_are_idempotent(thread_worker: tuple[Memory, Any]) -> None
     queued = app.send_task("memsvc.tick", (), {"all_users": True}).get(timeout=60)
     assert queued["queued"] == 1
     assert app.send_task("memsvc.reconcile", ()).get(timeout=60)["orphans_removed"] == 0
+
+
+def test_every_job_twice_gives_the_same_state(thread_worker: tuple[Memory, Any]) -> None:
+    """Each job, then each periodic task, run twice through the worker: the second run changes nothing."""
+    from memsvc.consolidation import DEFAULT_JOBS
+
+    mem, app = thread_worker
+    tenant = mem.service.tenant
+    turns = conversation("dee", 16) + [
+        {"role": "user", "name": "Ann", "content": "I moved to Lisbon last spring for the new research job."},
+        {"role": "user", "name": "Ann", "content": "Oh wow, thanks! Anyway, I moved to Porto in June for the lab."},
+    ]
+    mem.add(turns, user_id="dee", session_id="s1", timestamp=T0)
+    mem.add(turns[4:8], user_id="dee", session_id="s1", timestamp=T0)  # a retried write: exact duplicates
+    mem.add(conversation("dee", 8), user_id="dee", session_id="s2", timestamp=T0 + timedelta(days=2))
+    later = (datetime.now(UTC) + timedelta(days=250)).isoformat()  # decay has something to compress
+    did: dict[str, int] = {}
+    for job in DEFAULT_JOBS:
+        first = app.send_task("memsvc.consolidate_user", (tenant, "dee"), {"jobs": [job], "now": later}).get(timeout=120)
+        did.update({k: v for k, v in first.items() if isinstance(v, int) and v})
+        state = _state(mem)
+        again = app.send_task("memsvc.consolidate_user", (tenant, "dee"), {"jobs": [job], "now": later}).get(timeout=120)
+        assert _state(mem) == state, f"{job} changed the state when run again: {again}"
+    assert {"duplicates_removed", "facts_found", "episode_summaries", "turn_extracts", "compressed"} <= set(did), did
+    for name, kwargs in (("memsvc.tick", {"all_users": True}), ("memsvc.reconcile", {}),
+                         ("memsvc.index_pending", {})):
+        app.send_task(name, (), kwargs).get(timeout=120)
+        time.sleep(0.5)  # tick fans out consolidate_user tasks
+        state = _state(mem)
+        app.send_task(name, (), kwargs).get(timeout=120)
+        time.sleep(0.5)
+        assert _state(mem) == state, name
 
 
 def test_retries_only_retryable_errors(thread_worker: tuple[Memory, Any], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -164,7 +200,8 @@ def test_two_workers_never_interleave_on_one_user(thread_worker: tuple[Memory, A
     assert all(a[1] <= b[0] for a, b in zip(ann, ann[1:], strict=False)), f"overlapping runs: {ann}"
 
 
-def _worker_proc(settings: Settings, env_extra: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _worker_proc(settings: Settings, env_extra: dict[str, str], log: Path, app: str = "memsvc.worker",
+                 name: str | None = None) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMSVC_")}
     env.update({
         "MEMSVC_DATA_DIR": str(settings.data_dir), "MEMSVC_TENANT": settings.tenant,
@@ -177,9 +214,9 @@ def _worker_proc(settings: Settings, env_extra: dict[str, str], log: Path) -> su
         "PYTHONPATH": os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")]),
     })
     env.update(env_extra)
-    cmd = [sys.executable, "-m", "celery", "-A", "memsvc.worker", "worker", "--pool", "solo", "--loglevel", "INFO",
+    cmd = [sys.executable, "-m", "celery", "-A", app, "worker", "--pool", "solo", "--loglevel", "INFO",
            "-Q", f"{settings.worker.consolidation_queue},{settings.worker.indexing_queue}", "--without-mingle",
-           "--without-gossip", "-n", f"w{uuid.uuid4().hex[:6]}@%h"]
+           "--without-gossip", "-n", name or f"w{uuid.uuid4().hex[:6]}@%h"]
     with log.open("ab") as out:  # the child keeps its own descriptor
         return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
 
@@ -261,3 +298,42 @@ def test_killed_worker_leaves_no_duplicate_or_lost_memory(tmp_path: Path, redis_
         extra = sorted(set(got[key]) - set(want[key])) if isinstance(got[key], list) else got[key]
         lost = sorted(set(want[key]) - set(got[key])) if isinstance(want[key], list) else want[key]
         assert got[key] == want[key], f"{key}: extra {extra[:3]} lost {lost[:3]}"
+
+
+@pytest.mark.timeout(300)
+def test_two_worker_processes_never_interleave_on_one_user(tmp_path: Path, redis_url: str) -> None:
+    """Two real ``celery worker`` processes take tasks for one user at once: the Redis lock serialises them."""
+    from memsvc.worker import create_app
+
+    tag = uuid.uuid4().hex[:10]
+    settings = base_settings(tmp_path / "m", redis_url, tag, vector={"backend": "memory"},
+                             lexical={"backend": "memory"})
+    with Memory(settings) as m:  # creates the database; each worker opens it (indexes: per process)
+        m.add(conversation("ann", 4), user_id="ann", session_id="s1", timestamp=T0)
+    spans = tmp_path / "spans.log"
+    env = {"MEMSVC_VECTOR__BACKEND": "memory", "MEMSVC_LEXICAL__BACKEND": "memory",
+           "MEMSVC_TEST_SPAN_LOG": str(spans), "MEMSVC_TEST_SPAN_S": "0.5"}
+    names = [f"span{i}-{tag}@test" for i in range(2)]
+    procs = [_worker_proc(settings, env, tmp_path / f"w{i}.log", app="span_app", name=n) for i, n in enumerate(names)]
+    client = create_app(settings)
+    try:
+        deadline = time.monotonic() + 120
+        while len(client.control.ping(destination=names, timeout=1.0)) < 2:
+            assert all(p.poll() is None for p in procs) and time.monotonic() < deadline, \
+                (tmp_path / "w0.log").read_text()[-3000:]
+        users = ["ann"] * 4 + ["cy"] * 2
+        results = [client.send_task("memsvc.consolidate_user", (settings.tenant, u), {"jobs": ["span"]}) for u in users]
+        assert [r.get(timeout=180)["span"] for r in results] == [1] * len(users)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    rows = [ln.split() for ln in spans.read_text().splitlines()]
+    assert sorted(r[0] for r in rows) == sorted(users)
+    assert len({r[1] for r in rows}) == 2, "both worker processes ran jobs"
+    ann = sorted((float(r[2]), float(r[3]), r[1]) for r in rows if r[0] == "ann")
+    assert all(a[1] <= b[0] for a, b in zip(ann, ann[1:], strict=False)), f"overlapping runs on one user: {ann}"
