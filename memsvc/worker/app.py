@@ -4,7 +4,8 @@
 
 Reliability: ``acks_late`` with ``reject_on_worker_lost`` (a killed worker's task is delivered again;
 the jobs are idempotent), prefetch 1, soft/hard time limits, retries only on retryable errors (in the
-tasks). Routing: consolidation jobs on one queue, index maintenance on another. One beat schedule
+tasks). With the embedded qdrant-edge index (one process only) the pool defaults to one process, so
+the plain ``celery -A memsvc.worker worker -B`` works on the embedded profile. Routing: consolidation jobs on one queue, index maintenance on another. One beat schedule
 holds every periodic job, with intervals from ``Settings.consolidation``.
 """
 
@@ -67,6 +68,10 @@ def create_app(settings: Settings | None = None) -> Any:
     )
     if w.concurrency:
         app.conf.worker_concurrency = w.concurrency
+    elif "qdrant-edge" in (settings.vector.backend, settings.lexical.backend):
+        # the embedded shard opens in one process only: one pool process owns it (``-c N`` still overrides;
+        # with a Qdrant server, set ``worker.concurrency`` or ``-c``)
+        app.conf.worker_concurrency = 1
     app.memsvc_settings = settings
     return app
 

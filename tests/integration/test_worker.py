@@ -337,3 +337,48 @@ def test_two_worker_processes_never_interleave_on_one_user(tmp_path: Path, redis
     assert len({r[1] for r in rows}) == 2, "both worker processes ran jobs"
     ann = sorted((float(r[2]), float(r[3]), r[1]) for r in rows if r[0] == "ann")
     assert all(a[1] <= b[0] for a, b in zip(ann, ann[1:], strict=False)), f"overlapping runs on one user: {ann}"
+
+
+@pytest.mark.timeout(300)
+def test_standard_celery_worker_with_beat_on_the_embedded_profile(tmp_path: Path, redis_url: str) -> None:
+    """``celery -A memsvc.worker worker -B`` as documented (prefork pool, embedded qdrant-edge index): the
+    beat queues every user with work and each is consolidated, with no task failing."""
+    tag = uuid.uuid4().hex[:10]
+    settings = base_settings(tmp_path / "m", redis_url, tag)
+    users = ["ann", "bob", "cy"]
+    with Memory(settings) as m:
+        for u in users:
+            m.add(conversation(u, 12), user_id=u, session_id=f"{u}-s1", timestamp=T0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMSVC_")}
+    env.update({
+        "MEMSVC_DATA_DIR": str(settings.data_dir), "MEMSVC_TENANT": settings.tenant,
+        "MEMSVC_EMBEDDER__BACKEND": "hashing", "MEMSVC_SEGMENTER__OPTIONS": '{"max_size": 4}',
+        "MEMSVC_BROKER_URL": redis_url, "MEMSVC_CONSOLIDATION__INTERVAL_S": "2",
+        "MEMSVC_WORKER__CONSOLIDATION_QUEUE": settings.worker.consolidation_queue,
+        "MEMSVC_WORKER__INDEXING_QUEUE": settings.worker.indexing_queue,
+    })
+    log = tmp_path / "worker.log"
+    cmd = [sys.executable, "-m", "celery", "-A", "memsvc.worker", "worker", "-B", "--loglevel", "INFO",
+           "-Q", f"{settings.worker.consolidation_queue},{settings.worker.indexing_queue}",
+           "--schedule", str(tmp_path / "beat-schedule"), "-n", f"std-{tag}@%h"]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 180
+        while log.read_text().count("memsvc.consolidate_user[") < 2 * len(users):  # received + finished
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.3)
+        time.sleep(3)  # another tick: nothing left to do
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    out_text = log.read_text()
+    assert "ERROR" not in out_text and "raised" not in out_text, out_text[-3000:]
+    with Memory(settings) as m:
+        assert all(m.stats(u).get("summary", 0) >= 1 for u in users)
+        from memsvc.consolidation import users_with_work
+
+        assert users_with_work(m.service) == []

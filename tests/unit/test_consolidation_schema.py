@@ -41,3 +41,8 @@ def test_celery_app_from_settings() -> None:
     assert conf.beat_schedule["consolidate"]["schedule"] == 60
     assert {e["task"] for e in conf.beat_schedule.values()} == {"memsvc.tick", "memsvc.reconcile"}
     assert app.main == "memsvc"  # `celery -A memsvc.worker` finds it
+    assert conf.worker_concurrency == 1  # the embedded qdrant-edge shard: one pool process owns it
+    served = create_app(Settings(vector={"backend": "qdrant", "url": "http://127.0.0.1:6333"},
+                                 lexical={"backend": "memory"}))
+    assert not served.conf.worker_concurrency  # a Qdrant server: celery's default (CPU count)
+    assert create_app(Settings(worker={"concurrency": 3})).conf.worker_concurrency == 3
