@@ -382,3 +382,17 @@ def test_standard_celery_worker_with_beat_on_the_embedded_profile(tmp_path: Path
         from memsvc.consolidation import users_with_work
 
         assert users_with_work(m.service) == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_bench_consolidation_workers(tmp_path: Path, redis_url: str, pg_url: str) -> None:
+    """The throughput benchmark end to end on a tiny LoCoMo file: real worker processes, PostgreSQL, Redis."""
+    from memsvc.benchmarks.consolidation_workers import run_workers
+    from tests.bench_fixtures import write_locomo
+
+    res = run_workers(write_locomo(tmp_path), pg_url, redis_url, workers=(1, 2), n_users=3, embedder="hashing")
+    assert res["users"] == 3 and res["turns"] == 7 + 4 + 7  # conv-a, conv-b, conv-a again
+    assert [t["workers"] for t in res["trials"]] == [1, 2]
+    for t in res["trials"]:
+        assert t["wall_s"] > 0 and t["users_per_s"] > 0 and t["turns_per_s"] > 0 and t["episode_summaries"] >= 1

@@ -347,3 +347,34 @@ def test_turn_extracts_pack_more_evidence_per_token(tmp_path: Path) -> None:
     assert [(h.text, "full_text" in h.metadata) for h in packed() if h.id == ids[1]] in ([], [(changed, False)])
     assert m.consolidate(jobs=["extract"])["turn_extracts"] == 1  # extracted again from the new text
     m.close()
+
+
+def test_bench_consolidation_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``memsvc bench consolidation`` on a tiny LoCoMo file: before/after figures and the result file."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from memsvc.cli import app
+    from tests.bench_fixtures import write_locomo
+
+    monkeypatch.setenv("MEMSVC_EMBEDDER__BACKEND", "hashing")
+    data = write_locomo(tmp_path)
+    res = CliRunner().invoke(app, ["bench", "consolidation", "--data", str(data), "--budgets", "60,100000",
+                                   "--settings", '{"consolidation": {"summary_ratio": 0.5}}',
+                                   "--results-dir", str(tmp_path / "res")])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    out = json.loads(res.stdout)
+    assert out["conversations"] == 2 and out["turns"] == 11 and out["questions"] == 7
+    for phase in ("before", "after"):
+        assert set(out[phase]["recall"]) == {"60", "100000"}
+        assert out[phase]["recall"]["100000"] == 100.0  # a budget that holds everything
+        assert out[phase]["units_turn"] == 11 and out[phase]["stored_units"] >= out[phase]["units"]
+    assert out["after"]["stored_units"] > out["before"]["stored_units"]  # summaries were written
+    assert out["jobs"]["episode_summaries"] >= 1 and out["s_per_1000_turns"] > 0
+    assert out["delta"]["100000"] == 0.0
+    (f,) = (tmp_path / "res").glob("consolidation-*.json")
+    doc = json.loads(f.read_text())
+    assert doc["result"] == out and doc["settings"]["consolidation"]["summary_ratio"] == 0.5
+    bad = CliRunner().invoke(app, ["bench", "consolidation", "--data", str(data), "--settings", "[1]"])
+    assert bad.exit_code == 2
