@@ -245,6 +245,8 @@ class ConsolidationConfig(BaseModel):
     turn_extracts: bool = True
     """Store each chat turn's extract (its line in an extractive summary: most informative sentences,
     verbatim) and pack a turn hit as its extract when that is shorter (``consolidation.extracts``)."""
+    episode_extracts: bool = False
+    """Also pack a whole episode (the packer's episode fill) as its turns' extracts."""
     extract_keep_share: float = Field(0.8, gt=0.0, le=1.0)
     """Share of a turn's informative words its extract keeps."""
     semantic_memories: tuple[str, ...] = ("daily", "topic")

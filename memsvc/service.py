@@ -306,8 +306,10 @@ class MemoryService:
                                   RerankContext(vectors=self.vectors.fetch, embed=self.embedder.embed))
         from memsvc.consolidation.extracts import apply_extracts
 
-        use = budget_tokens is not None and self.settings.consolidation.for_tenant(str(scope.tenant)).turn_extracts
+        ccfg = self.settings.consolidation.for_tenant(str(scope.tenant))
+        use = budget_tokens is not None and ccfg.turn_extracts
         ranking.hits = apply_extracts(ranking.hits, use)
+        apply_extracts(list(ranking.episodes.values()), use and ccfg.episode_extracts)
         if budget_tokens is None:
             out = _dedup(ranking.hits, limit or cfg.default_limit)
         else:

@@ -70,6 +70,15 @@ def extract_turns(svc: MemoryService, scope: Scope) -> dict[str, int]:
         meta["extract_of"] = text_digest(u.text)
         made += ext is not None
         todo[u.id] = {"meta": meta}
+    for u in st.live_units(scope, ["episode"], ["closed"]):  # an episode reads as its turns' extracts
+        meta = dict(u.meta or {})
+        if u.stream_id is not None or not u.text or meta.get("extract_of") == text_digest(u.text):
+            continue
+        lines = u.text.split("\n")
+        short = "\n".join(extract_text(ln, cfg.extract_keep_share) or ln for ln in lines)
+        meta["extract"] = short if count_tokens(short) + MIN_SAVING <= count_tokens(u.text) else None
+        meta["extract_of"] = text_digest(u.text)
+        todo[u.id] = {"meta": meta}
     for k in range(0, len(todo), 500):  # small transactions: a kill loses at most one batch of work
         st.update_units(dict(list(todo.items())[k : k + 500]))
     return {"turn_extracts": made}

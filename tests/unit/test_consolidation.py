@@ -338,6 +338,12 @@ def test_turn_extracts_pack_more_evidence_per_token(tmp_path: Path) -> None:
     assert {i: m.get(i, "ann").text for i in ids} == full  # the stored turns never change
     assert m.consolidate()["turn_extracts"] == 0  # idempotent
 
+    m.service.settings.consolidation.episode_extracts = True  # the whole episode, as its turns' extracts
+    (ep,) = packed()
+    assert ep.level.value == "episode" and set(ep.source_ids) == set(ids)
+    assert ep.metadata["full_text"] == "\n".join(full[i] for i in ids)
+    assert ep.text.split("\n") == [h.text for h in sorted(after, key=lambda h: ids.index(h.id))]
+    m.service.settings.consolidation.episode_extracts = False
     m.service.settings.consolidation.turn_extracts = False  # switched off: turns are packed as written
     assert all(h.text in full.values() for h in packed())
     m.service.settings.consolidation.turn_extracts = True
