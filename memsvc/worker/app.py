@@ -5,8 +5,9 @@
 Reliability: ``acks_late`` with ``reject_on_worker_lost`` (a killed worker's task is delivered again;
 the jobs are idempotent), prefetch 1, soft/hard time limits, retries only on retryable errors (in the
 tasks). With the embedded qdrant-edge index (one process only) the pool defaults to one process, so
-the plain ``celery -A memsvc.worker worker -B`` works on the embedded profile. Routing: consolidation jobs on one queue, index maintenance on another. One beat schedule
-holds every periodic job, with intervals from ``Settings.consolidation``.
+the plain ``celery -A memsvc.worker worker -B`` works on the embedded profile. Routing: consolidation
+jobs on one queue, index maintenance on another. One beat schedule holds every periodic job, with
+intervals from ``Settings.consolidation``.
 """
 
 from __future__ import annotations
