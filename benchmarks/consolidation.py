@@ -1,6 +1,7 @@
 """Consolidation on LoCoMo: units, stored tokens and evidence recall before/after one pass.
 
-    memsvc bench consolidation --data ../shared/data/locomo/locomo_dev.json [--budgets 500,1000,2000,4000]
+    memsvc bench consolidation --data ../shared/data/locomo/locomo_dev.json [--budgets 500,1000,2000,4000] \
+        [--jobs 5] [--settings '{"consolidation": {...}}']
 
 Per conversation: a fresh embedded store in a temporary folder, one ``Memory.add`` per session
 (``datasets.ingest_locomo``, one user per conversation); every QA of categories 1-4 is asked through
@@ -72,41 +73,74 @@ def _add(acc: dict[str, int], more: dict[str, Any]) -> None:
             acc[k] = acc.get(k, 0) + v
 
 
+def _one(conv: LoCoMoConversation, budgets: Sequence[int], settings: Any) -> dict[str, Any]:
+    """One conversation in a fresh store: per-question recall before/after, footprints, the pass's report."""
+    from memsvc import Memory
+
+    out: dict[str, Any] = {"rec": {p: {b: [] for b in budgets} for p in PHASES}, "cat": {p: {} for p in PHASES},
+                           "fp": {}}
+    with tempfile.TemporaryDirectory(prefix="memsvc-bench-") as d:
+        m = Memory(settings, path=d)
+        try:
+            key_of, text_of, _ = ingest_locomo(m, conv, conv.sample_id)
+            out["fp"]["before"] = footprint(m, conv.sample_id)
+            _ask(m, conv, key_of, text_of, budgets, out["rec"]["before"], out["cat"]["before"])
+            t0 = time.perf_counter()
+            out["report"] = m.consolidate()
+            out["seconds"] = time.perf_counter() - t0
+            out["fp"]["after"] = footprint(m, conv.sample_id)
+            _ask(m, conv, key_of, text_of, budgets, out["rec"]["after"], out["cat"]["after"])
+        finally:
+            m.close()
+    return out
+
+
+PHASES = ("before", "after")
+
+
 def run_consolidation(
     data: str | Path,
     budgets: Sequence[int] = (500, 1000, 2000, 4000),
     settings: Any = None,
     limit: int | None = None,
     progress: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
-    """Run the benchmark on a LoCoMo file; ``limit`` takes the first N conversations."""
-    from memsvc import Memory
-
+    """Run the benchmark on a LoCoMo file; ``limit`` takes the first N conversations, ``jobs`` runs that
+    many conversations at once in separate processes (same figures; each has its own store)."""
     convs = list(iter_steps(load_locomo(data), 1, limit))
-    phases = ("before", "after")
-    rec = {p: {b: [] for b in budgets} for p in phases}
-    cat: dict[str, dict[int, dict[int, list[float]]]] = {p: {} for p in phases}
-    fp: dict[str, dict[str, int]] = {p: {} for p in phases}
-    jobs: dict[str, int] = {}
+    rec = {p: {b: [] for b in budgets} for p in PHASES}
+    cat: dict[str, dict[int, dict[int, list[float]]]] = {p: {} for p in PHASES}
+    fp: dict[str, dict[str, int]] = {p: {} for p in PHASES}
+    jobs_done: dict[str, int] = {}
     cons_s = 0.0
-    for conv in convs:
-        with tempfile.TemporaryDirectory(prefix="memsvc-bench-") as d:
-            m = Memory(settings, path=d)
-            try:
-                key_of, text_of, _ = ingest_locomo(m, conv, conv.sample_id)
-                _add(fp["before"], footprint(m, conv.sample_id))
-                _ask(m, conv, key_of, text_of, budgets, rec["before"], cat["before"])
-                t0 = time.perf_counter()
-                report = m.consolidate()
-                cons_s += time.perf_counter() - t0
-                _add(jobs, report)
-                _add(fp["after"], footprint(m, conv.sample_id))
-                _ask(m, conv, key_of, text_of, budgets, rec["after"], cat["after"])
-            finally:
-                m.close()
+
+    def fold(conv: LoCoMoConversation, one: dict[str, Any]) -> None:
+        nonlocal cons_s
+        for p in PHASES:
+            for b in budgets:
+                rec[p][b] += one["rec"][p][b]
+            for c, per in one["cat"][p].items():
+                for b in budgets:
+                    cat[p].setdefault(c, {x: [] for x in budgets})[b] += per[b]
+            _add(fp[p], one["fp"][p])
+        _add(jobs_done, one["report"])
+        cons_s += one["seconds"]
         if progress:
-            progress(f"{conv.sample_id}: {len(conv.qas)} questions, " + " ".join(
-                f"@{b} {_pct(rec['before'][b]):.1f}->{_pct(rec['after'][b]):.1f}" for b in budgets))
+            progress(f"{conv.sample_id}: {len(conv.qas)} questions, consolidated in {one['seconds']:.1f} s, " + " ".join(
+                f"@{b} {_pct(one['rec']['before'][b]):.1f}->{_pct(one['rec']['after'][b]):.1f}" for b in budgets))
+
+    if jobs > 1 and len(convs) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(jobs, len(convs)), mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(_one, conv, budgets, settings) for conv in convs]
+            for conv, fut in zip(convs, futures, strict=True):  # folded in file order: same result as serial
+                fold(conv, fut.result())
+    else:
+        for conv in convs:
+            fold(conv, _one(conv, budgets, settings))
     turns = sum(c.n_turns for c in convs)
     out: dict[str, Any] = {
         p: {
@@ -114,13 +148,13 @@ def run_consolidation(
             "per_category": {str(c): {str(b): _pct(v[b]) for b in budgets} for c, v in sorted(cat[p].items())},
             **fp[p],
         }
-        for p in phases
+        for p in PHASES
     }
     out["delta"] = {str(b): round(_pct(rec["after"][b]) - _pct(rec["before"][b]), 2) for b in budgets}
     out.update({
         "consolidate_s": round(cons_s, 2),
         "s_per_1000_turns": round(1000 * cons_s / max(turns, 1), 2),
-        "jobs": jobs,
+        "jobs": jobs_done,
         "conversations": len(convs),
         "questions": sum(len(c.qas) for c in convs),
         "turns": turns,

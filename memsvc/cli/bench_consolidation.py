@@ -32,6 +32,7 @@ def bench_consolidation(
     data: Annotated[Path, typer.Option("--data", exists=True, dir_okay=False, help="LoCoMo JSON file.")],
     budgets: Annotated[str, typer.Option(help="Comma-separated token budgets.")] = "500,1000,2000,4000",
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N conversations.")] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="Conversations run at once, in separate processes.")] = 1,
     settings_json: Annotated[str | None, typer.Option(
         "--settings", help='Settings overrides as JSON, e.g. \'{"consolidation": {"summary_ratio": 0.5}}\'.')] = None,
     results_dir: ResultsDir = None,
@@ -42,8 +43,8 @@ def bench_consolidation(
     started = _start()
     bs = parse_budgets(budgets)
     settings, extra = _settings(settings_json)
-    result = run_consolidation(data, bs, settings, limit, progress=_log)
-    config = {"data": str(data), "budgets": bs, "limit": limit, "overrides": extra}
+    result = run_consolidation(data, bs, settings, limit, progress=_log, jobs=jobs)
+    config = {"data": str(data), "budgets": bs, "limit": limit, "jobs": jobs, "overrides": extra}
     _finish("consolidation", result, settings, config, results_dir, started)
 
 

@@ -382,5 +382,12 @@ def test_bench_consolidation_command(tmp_path: Path, monkeypatch: pytest.MonkeyP
     (f,) = (tmp_path / "res").glob("consolidation-*.json")
     doc = json.loads(f.read_text())
     assert doc["result"] == out and doc["settings"]["consolidation"]["summary_ratio"] == 0.5
+    par = CliRunner().invoke(app, ["bench", "consolidation", "--data", str(data), "--budgets", "60,100000",
+                                   "--settings", '{"consolidation": {"summary_ratio": 0.5}}', "--jobs", "2",
+                                   "--results-dir", str(tmp_path / "res2")])
+    assert par.exit_code == 0, par.output + repr(par.exception)
+    two = json.loads(par.stdout)  # two processes: the same figures (times aside)
+    timed = ("consolidate_s", "s_per_1000_turns")
+    assert {k: v for k, v in two.items() if k not in timed} == {k: v for k, v in out.items() if k not in timed}
     bad = CliRunner().invoke(app, ["bench", "consolidation", "--data", str(data), "--settings", "[1]"])
     assert bad.exit_code == 2
