@@ -34,7 +34,8 @@ PROPS = settings(max_examples=40, deadline=None, database=None,
 @pytest.fixture(scope="module")
 def mem(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Memory]:
     path: Path = tmp_path_factory.mktemp("props")
-    m = Memory(Settings(data_dir=path, embedder={"backend": "hashing"}, limits={"max_text_chars": MAX_CHARS}))
+    m = Memory(Settings(data_dir=path, embedder={"backend": "hashing"}, limits={"max_text_chars": MAX_CHARS,
+                                                                                  "max_query_chars": MAX_CHARS}))
     m.add([{"role": "user", "content": "I adopted a puppy named Rex", "client_id": "c-1"},
            {"role": "assistant", "content": "Congratulations on Rex!"}], user_id="u1", session_id="s1", timestamp=T0)
     m.add("my sister moved to Lisbon", user_id="u2", timestamp=T0 + timedelta(days=1))
