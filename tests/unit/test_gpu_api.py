@@ -11,12 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
-httpx = pytest.importorskip("httpx")
-
+import torch  # noqa: F401  (a [dev] dependency: a broken install fails here)
+import transformers  # noqa: F401  (a [dev] dependency: a broken install fails here)
 from pydantic import ValidationError  # noqa: E402
 
 from memsvc import Memory, Settings  # noqa: E402

@@ -6,10 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
-
+import torch  # noqa: F401  (a [dev] dependency: a broken install fails here)
+import transformers  # noqa: F401  (a [dev] dependency: a broken install fails here)
 from typer.testing import CliRunner  # noqa: E402
 
 from memsvc.cli import app  # noqa: E402

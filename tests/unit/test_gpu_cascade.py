@@ -12,10 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
-
+import transformers  # noqa: F401  (a [dev] dependency: a broken install fails here)
 from sqlalchemy import select  # noqa: E402
 
 from memsvc import Memory, Settings  # noqa: E402

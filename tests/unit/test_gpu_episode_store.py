@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("safetensors")
+import safetensors  # noqa: F401  (a [dev] dependency: a broken install fails here)
+import torch
 
 from memsvc.gpu.cache import as_compressed  # noqa: E402
 from memsvc.gpu.episode_store import EpisodeKVStore  # noqa: E402

@@ -17,7 +17,7 @@ def test_import_gpu_does_not_pull_torch() -> None:
 
 
 def test_every_exported_name_resolves() -> None:
-    pytest.importorskip("torch")
+    import torch  # noqa: F401  (a [dev] dependency: a broken install fails here)
     for name in gpu.__all__:
         assert getattr(gpu, name) is not None
     assert sorted(dir(gpu)) == sorted(gpu.__all__)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
-
+import torch
+import transformers  # noqa: F401  (a [dev] dependency: a broken install fails here)
 from transformers import DynamicCache  # noqa: E402
 
 from memsvc.exceptions import ConfigError  # noqa: E402

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch
 
 from memsvc.gpu.policies.kivi_policy import dequantize, quantize  # noqa: E402
 

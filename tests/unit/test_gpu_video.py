@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch
 
 from memsvc.exceptions import ConfigError  # noqa: E402
 from memsvc.gpu.video import dycoke_merge  # noqa: E402

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import langchain_core  # noqa: F401  (a [dev] dependency: a broken install fails here)
 import numpy as np
 import pytest
-
-pytest.importorskip("langchain_core")
-
 from langchain_core.language_models.fake_chat_models import FakeListChatModel  # noqa: E402
 
 from memsvc.exceptions import ConfigError, SegmentationError  # noqa: E402

@@ -18,7 +18,6 @@ WORDS = ["the", "a", "i", "you", "we", "to", "of", "and", "is", "it", "do", "lik
 
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> str:
-    pytest.importorskip("transformers")
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
