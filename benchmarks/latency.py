@@ -124,6 +124,8 @@ def _run(
                 add_s.append(time.perf_counter() - t1)
         search_s: list[float] = []
         budget_s: list[float] = []
+        search_stages: dict[str, list[float]] = {}
+        budget_stages: dict[str, list[float]] = {}
         for i, q in enumerate(queries):
             uid = f"user-{rng.randrange(users):04d}"
             budget = 1000 if i % 2 else None
@@ -132,6 +134,9 @@ def _run(
             took = time.perf_counter() - t1
             if i >= 10:
                 (budget_s if budget else search_s).append(took)
+                stage = budget_stages if budget else search_stages
+                for k, v in m.service.last_search_timings().items():
+                    stage.setdefault(k, []).append(v)
         index = _index(m, users, queries[: samples], rng)
     finally:
         m.close()
@@ -141,6 +146,9 @@ def _run(
         "add_ms": percentiles(add_s),
         "search_ms": percentiles(search_s),
         "search_budget1000_ms": percentiles(budget_s),
+        # where the time goes: mean ms per stage (MemoryService.last_search_timings)
+        "search_stages_mean_ms": _means(search_stages),
+        "search_budget1000_stages_mean_ms": _means(budget_stages),
         "samples": samples,
         "reused_store": reuse,
         "load_s": round(load_s, 1),
@@ -150,6 +158,10 @@ def _run(
         "stats": stats,
         "index": index,
     }
+
+
+def _means(stages: dict[str, list[float]]) -> dict[str, float]:
+    return {k: round(sum(v) / len(v), 2) for k, v in sorted(stages.items()) if v}
 
 
 def _index(m: Any, users: int, queries: list[str], rng: random.Random, k: int = 10) -> dict[str, Any]:

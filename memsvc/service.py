@@ -10,6 +10,7 @@ import contextlib
 import copy
 import shutil
 import threading
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -123,6 +124,7 @@ class MemoryService:
         from memsvc.consolidation.decay import AccessLog
 
         self.access = AccessLog()
+        self._timings = threading.local()
         """Retrievals counted for decay (strength grows with use); flushed by consolidation."""
         self.listeners: list[UnitListener] = []
         """Told about changed and deleted units (shared with tenant views); see ``memsvc.listeners``."""
@@ -300,7 +302,10 @@ class MemoryService:
             keep = max(cfg.hydrate_min, 4 * (limit or cfg.default_limit))
         else:
             keep = max(cfg.hydrate_min, budget_tokens * cfg.hydrate_per_1k_tokens // 1000)
+        t0 = time.perf_counter()
         ranking = self.retriever.retrieve(scope, q, flt, query_time, keep=keep)
+        timings = dict(ranking.timings_ms)
+        t1 = time.perf_counter()
         ranking.hits = video_candidates(self, scope, q, flt, ranking.hits)
         ranking.hits = rerank_top(self.reranker, q, ranking.hits, cfg.rerank_top,
                                   RerankContext(vectors=self.vectors.fetch, embed=self.embedder.embed))
@@ -315,9 +320,20 @@ class MemoryService:
         else:
             out = pack(ranking.hits, budget_tokens, cfg.separator, limit, ranking.episodes, ranking.episode_of,
                        cfg.episode_fill)
+        t2 = time.perf_counter()
         if self.access.record([h.id for h in out]):
             self.access.flush(self)
+        t3 = time.perf_counter()
+        timings.update(retrieve=round((t1 - t0) * 1000, 3), pack=round((t2 - t1) * 1000, 3),
+                       access=round((t3 - t2) * 1000, 3))
+        self._timings.last = timings
         return out
+
+    def last_search_timings(self) -> dict[str, float]:
+        """Stage timings (ms) of this thread's last ``search``: the retriever's stages (``embed``,
+        ``dense``, ``lexical``, ``sql``, ``fetch``, ``hydrate``, ``rank``, ``total``), then ``pack`` (video,
+        rerank, extracts, packing) and ``access`` (access-count bookkeeping)."""
+        return dict(getattr(self._timings, "last", {}))
 
     def context(self, query: Any, user_id: Any, budget_tokens: int = 1000, **kwargs: Any) -> str:
         """Prompt text built from exactly ``search(query, budget_tokens=...)``'s hits, in order."""

@@ -24,6 +24,7 @@ tuned on the LoCoMo development set (docs/RETRIEVAL_NOTES.md).
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,30 @@ class Ranking:
     """Episode hits of the candidates' episodes, by id (the packer may pick a whole episode)."""
     episode_of: dict[str, str] = field(default_factory=dict)
     """Turn unit id -> id of the episode holding it (for the candidates)."""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    """Wall time of each stage of this retrieval (``embed``, ``dense``, ``lexical``, ``sql``, ...), ms."""
+
+
+class _Stopwatch:
+    """Accumulates wall time per stage: ``with sw("dense"): ...``."""
+
+    __slots__ = ("ms", "_stage", "_t0")
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = defaultdict(float)
+
+    def __call__(self, stage: str) -> _Stopwatch:
+        self._stage = stage
+        return self
+
+    def __enter__(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.ms[self._stage] += (time.perf_counter() - self._t0) * 1000.0
+
+    def result(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in self.ms.items()}
 
 
 def _norm_dense(found: Sequence[tuple[str, float]], floor: float) -> dict[str, float]:
@@ -128,14 +153,18 @@ class HybridRetriever:
         return VectorFilter(levels=flt.levels, session=flt.session, stream=flt.stream, time_from=tf, time_to=tt)
 
     def _search(
-        self, scope: Scope, query: str, qv: np.ndarray, flt: VectorFilter, level: str, k: int, lexical_field: str | None
+        self, scope: Scope, query: str, qv: np.ndarray, flt: VectorFilter, level: str, k: int, lexical_field: str | None,
+        sw: _Stopwatch | None = None,
     ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        sw = sw or _Stopwatch()
         lf = VectorFilter(levels=(level,), session=flt.session, stream=flt.stream, time_from=flt.time_from,
                           time_to=flt.time_to)
-        dense = self.vectors.search(scope, qv, k, lf)[0]
+        with sw("dense"):
+            dense = self.vectors.search(scope, qv, k, lf)[0]
         lex: list[tuple[str, float]] = []
         if self.lexical is not None and lexical_field is not None:
-            lex = self.lexical.search(scope, [query], k, lf, field=lexical_field)[0]
+            with sw("lexical"):
+                lex = self.lexical.search(scope, [query], k, lf, field=lexical_field)[0]
         return dense, lex
 
     # -- ranking --------------------------------------------------------------------------------------
@@ -146,11 +175,15 @@ class HybridRetriever:
         """Hits ranked best first (ties by position, then id), with ``components`` holding each score
         part; only the ``keep`` best when given (all candidates are scored either way)."""
         cfg = self.cfg
+        sw = _Stopwatch()
+        t_start = time.perf_counter()
         flt = flt or VectorFilter()
-        tc = parse_query(query, query_time or datetime.now(UTC))
+        with sw("parse"):
+            tc = parse_query(query, query_time or datetime.now(UTC))
         levels = tuple(flt.levels or (_TURN, _EPISODE))
         main = _TURN if _TURN in levels else levels[0]
-        qv = self.embedder.embed([query])
+        with sw("embed"):
+            qv = self.embedder.embed([query])
         # a short answer (``keep`` hits) needs fewer candidates per list than a 4,000-token context
         c = cfg.candidates if keep is None else min(cfg.candidates, max(64, 2 * keep))
         tflt = self._time_filter(flt, tc)
@@ -158,9 +191,9 @@ class HybridRetriever:
         comp: dict[str, dict[str, float]] = defaultdict(dict)
         raw: dict[str, dict[str, float]] = defaultdict(dict)
         # main level: dense + lexical, plus the same inside the asked time window
-        dense, lex = self._search(scope, query, qv, flt, main, c, "text")
+        dense, lex = self._search(scope, query, qv, flt, main, c, "text", sw)
         if tflt is not None:
-            d2, l2 = self._search(scope, query, qv, tflt, main, c // 2, "text")
+            d2, l2 = self._search(scope, query, qv, tflt, main, c // 2, "text", sw)
             dense = list({u: s for u, s in [*d2, *dense]}.items())
             lex = list({u: s for u, s in [*l2, *lex]}.items())
         dmax = max((s for _, s in dense), default=0.0)
@@ -177,9 +210,10 @@ class HybridRetriever:
         # context windows (turns): a window's score goes to every turn in it
         ctx_hits: list[tuple[str, float]] = []
         if main == _TURN and cfg.context_weight > 0 and self.lexical is not None:
-            ctx_hits = self.lexical.search(scope, [query], c, VectorFilter(
-                levels=(_TURN,), session=flt.session, stream=flt.stream, time_from=flt.time_from,
-                time_to=flt.time_to), field="context")[0]
+            with sw("lexical"):
+                ctx_hits = self.lexical.search(scope, [query], c, VectorFilter(
+                    levels=(_TURN,), session=flt.session, stream=flt.stream, time_from=flt.time_from,
+                    time_to=flt.time_to), field="context")[0]
         ctx_norm = _norm_lexical(ctx_hits)
 
         # episodes: their score goes to their member turns
@@ -187,15 +221,16 @@ class HybridRetriever:
         nd: dict[str, float] = {}
         nl: dict[str, float] = {}
         if main == _TURN and _EPISODE in levels and cfg.episode_weight > 0:
-            de, le = self._search(scope, query, qv, flt, _EPISODE, max(10, c // 4), "text")
+            de, le = self._search(scope, query, qv, flt, _EPISODE, max(10, c // 4), "text", sw)
             nd, nl = _norm_dense(de, cfg.dense_floor), _norm_lexical(le)
             ep_norm = {e: nd.get(e, 0.0) + nl.get(e, 0.0) for e in set(nd) | set(nl)}
 
         # positions: of the context windows now (to lend their score), of the scored pool below
-        pos = self.sql.positions(scope, sorted(ctx_norm)) if ctx_norm else {}
-        if ctx_norm:
-            self._lend_context(scope, ctx_norm, pos, comp)
-        members = self.sql.sources(sorted(ep_norm)) if ep_norm else {}
+        with sw("sql"):
+            pos = self.sql.positions(scope, sorted(ctx_norm)) if ctx_norm else {}
+            if ctx_norm:
+                self._lend_context(scope, ctx_norm, pos, comp)
+            members = self.sql.sources(sorted(ep_norm)) if ep_norm else {}
         episode_of: dict[str, str] = {}
         for e in sorted(ep_norm, key=lambda e: (-ep_norm[e], e)):
             for m in members.get(e, []):
@@ -204,7 +239,8 @@ class HybridRetriever:
             for m, e in episode_of.items():
                 comp[m]["episode"] = cfg.episode_weight * ep_norm[e]
         ids = set(comp)
-        self._fill_dense(qv, ids, raw, comp, dmax)
+        with sw("fetch"):
+            self._fill_dense(qv, ids, raw, comp, dmax)
 
         # Reading rows is the slow part at scale, so it narrows in two steps: the best ``2 keep + 100``
         # candidates by the parts known so far (dense, lexical, context, episode) get the columns the
@@ -212,13 +248,14 @@ class HybridRetriever:
         pool = ids
         if keep is not None and len(ids) > 2 * keep + 100:
             pool = set(sorted(ids, key=lambda u: (-sum(comp[u].values()), u))[: 2 * keep + 100])
-        heads = self.sql.unit_heads(scope, sorted(pool), with_meta=bool(tc.spans))
+        with sw("sql"):
+            heads = self.sql.unit_heads(scope, sorted(pool), with_meta=bool(tc.spans))
         rows = {u: r for u, r in heads.items() if r.level == main and r.status not in ("superseded", "deleted")}
         for extra in levels:
             if extra in (main, _EPISODE):
                 continue
             # summaries / semantic memories asked for explicitly compete as hits of their own
-            dx, lx = self._search(scope, query, qv, flt, extra, max(10, c // 4), "text")
+            dx, lx = self._search(scope, query, qv, flt, extra, max(10, c // 4), "text", sw)
             ndx, nlx = _norm_dense(dx, cfg.dense_floor), _norm_lexical(lx)
             more = {u: r for u, r in self.sql.unit_heads(scope, sorted(set(ndx) | set(nlx)), bool(tc.spans)).items()
                     if r.level == extra and r.status not in ("superseded", "deleted")}
@@ -235,11 +272,13 @@ class HybridRetriever:
                 comp[u]["lexical"] = cfg.lexical_weight * nl.get(u, 0.0)
             rows.update(scenes)
         if not rows:
-            return Ranking([], tc)
+            return Ranking([], tc, timings_ms=sw.result())
         missing_pos = [u for u in rows if u not in pos]
         if missing_pos:
-            pos.update(self.sql.positions(scope, missing_pos))
-        self._fill_dense(qv, [u for u in rows if u not in ids], raw, comp, dmax)  # summaries, scenes
+            with sw("sql"):
+                pos.update(self.sql.positions(scope, missing_pos))
+        with sw("fetch"):
+            self._fill_dense(qv, [u for u in rows if u not in ids], raw, comp, dmax)  # summaries, scenes
         self._speaker(query, rows, pos, comp)
         video = self._video_target(scope, tc, flt)
         for uid, r in rows.items():
@@ -264,25 +303,31 @@ class HybridRetriever:
         seq = {u: p[0] for u, p in pos.items()}
         ranked = sorted(rows, key=lambda u: (-round(sum(comp[u].values()), 6), seq.get(u, 1 << 62), u))
         kept = ranked[:keep] if keep is not None else ranked
-        full = self.sql.units(scope, kept)
-        missing_ep = [u for u in kept if u not in episode_of]
-        if missing_ep and main == _TURN and _EPISODE in levels:
-            episode_of.update(self.sql.episodes_of(scope, missing_ep))
-        eps = sorted({episode_of[u] for u in kept if u in episode_of})
-        ep_rows = self.sql.units(scope, eps) if eps else {}
-        srcs = self.sql.sources(sorted(full) + sorted(ep_rows))
-        firsts = {e: srcs[e][0] for e in ep_rows if srcs.get(e)}
-        need = [f for f in firsts.values() if f not in pos]
-        if need:
-            pos.update(self.sql.positions(scope, need))
-            seq = {u: p[0] for u, p in pos.items()}
+        with sw("hydrate"):
+            full = self.sql.units(scope, kept)
+            missing_ep = [u for u in kept if u not in episode_of]
+            if missing_ep and main == _TURN and _EPISODE in levels:
+                episode_of.update(self.sql.episodes_of(scope, missing_ep))
+            eps = sorted({episode_of[u] for u in kept if u in episode_of})
+            ep_rows = self.sql.units(scope, eps) if eps else {}
+            srcs = self.sql.sources(sorted(full) + sorted(ep_rows))
+            firsts = {e: srcs[e][0] for e in ep_rows if srcs.get(e)}
+            need = [f for f in firsts.values() if f not in pos]
+            if need:
+                pos.update(self.sql.positions(scope, need))
+                seq = {u: p[0] for u, p in pos.items()}
         hits = [self._hit(full[u], srcs.get(u, []), comp[u], raw.get(u, {}), seq.get(u)) for u in kept if u in full]
         # ties: earlier in the user's history first (ids are random, positions are not), then id
         hits.sort(key=lambda h: (-h.score, h.seq if h.seq is not None else 1 << 62, h.id))
         if cfg.contiguity > 0 and main == _TURN:
-            hits = self._contiguity(scope, hits, pos)
+            with sw("contiguity"):
+                hits = self._contiguity(scope, hits, pos)
         episodes = {e: self._hit(r, srcs.get(e, []), {}, {}, seq.get(firsts.get(e, ""))) for e, r in ep_rows.items()}
-        return Ranking(hits, tc, episodes, {u: e for u, e in episode_of.items() if u in full and e in episodes})
+        timings = sw.result()
+        timings["total"] = round((time.perf_counter() - t_start) * 1000.0, 3)
+        timings["rank"] = round(timings["total"] - sum(v for k, v in timings.items() if k != "total"), 3)
+        return Ranking(hits, tc, episodes, {u: e for u, e in episode_of.items() if u in full and e in episodes},
+                       timings)
 
     def _contiguity(
         self, scope: Scope, hits: list[Hit], pos: dict[str, tuple[int, str | None, str | None]]

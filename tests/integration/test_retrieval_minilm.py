@@ -216,3 +216,15 @@ def test_video_offset_in_the_query(minilm, tmp_path: Path) -> None:  # type: ign
         assert hits[0].components["video"] == m.settings.retrieval.temporal_weight  # inside: full score
     finally:
         m.close()
+
+
+def test_search_reports_where_its_time_went(store: tuple[Memory, list[str]]) -> None:
+    m, _ = store
+    assert m.service.last_search_timings() == {} or isinstance(m.service.last_search_timings(), dict)
+    m.search("When did Melanie paint a sunrise last month?", user_id="u1", budget_tokens=300)
+    t = m.service.last_search_timings()
+    for stage in ("parse", "embed", "dense", "lexical", "sql", "hydrate", "rank", "total", "retrieve", "pack", "access"):
+        assert stage in t and t[stage] >= 0.0, stage
+    parts = sum(v for k, v in t.items() if k not in ("total", "retrieve", "pack", "access"))
+    assert parts == pytest.approx(t["total"], abs=0.05)  # the stages account for the retriever's time
+    assert t["retrieve"] >= t["total"] - 0.05
