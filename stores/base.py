@@ -133,6 +133,11 @@ class VectorStore(Protocol):
     def fetch(self, ids: Sequence[str]) -> dict[str, Vector]:
         """Stored vectors of the ids that exist."""
 
+    def score(self, scope: Scope, vector: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
+        """Cosine of one query vector (dim,) with each listed point of ``scope``; ids not stored, or of
+        another scope, are left out. (The ranker's exact dense score for candidates found by other
+        lists: computed where the vectors live, no vector leaves the index.)"""
+
     def ids(self, scope: Scope | None = None) -> set[str]:
         """Every point id (of one scope, or all): used by reconcile to find orphans."""
 
@@ -252,3 +257,4 @@ def check_vectors(vectors: Sequence[np.ndarray] | np.ndarray, dim: int) -> Matri
             raise EmbeddingError(f"vector {i} must be {dim} finite floats, got shape {v.shape}")
         out[i] = v
     return normalize_rows(out)
+

@@ -74,6 +74,13 @@ class InMemoryVectorStore:
             out.append([(ids[i], float(row[i])) for i in top])
         return out
 
+    def score(self, scope: Scope, vector: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
+        q = check_vectors(vector, self.dim)[0]
+        keys = [check_point_id(i) for i in ids]
+        with self._lock:
+            got = {i: self._points[i][0] for i in keys if i in self._points and matches(self._points[i][1], scope, None)}
+        return {i: float(np.dot(v, q)) for i, v in got.items()}
+
     def fetch(self, ids: Sequence[str]) -> dict[str, Vector]:
         keys = [check_point_id(i) for i in ids]
         with self._lock:

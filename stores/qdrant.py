@@ -297,6 +297,22 @@ class QdrantVectorStore:
             results = c.query_batch_points(self.collection, requests=reqs)
         return [[(str(p.id), float(p.score)) for p in res.points] for res in results]
 
+    def score(self, scope: Scope, vector: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
+        if not ids:
+            return {}
+        m = self._m
+        row = check_vectors(vector, self.dim)[0]
+        keys = sorted({check_point_id(i) for i in ids})
+        f = self._filter(scope)
+        f = m.Filter(must=[*f.must, m.HasIdCondition(has_id=keys)])
+        params = None
+        if self.quantization != "none" and not self.local:  # exact: rescore each listed point
+            params = m.SearchParams(quantization=m.QuantizationSearchParams(rescore=True, oversampling=1.0))
+        with self._call("score") as c:
+            res = c.query_points(self.collection, query=row.tolist(), using=_VEC, query_filter=f, limit=len(keys),
+                                 search_params=params, with_payload=False)
+        return {str(p.id): float(p.score) for p in res.points}
+
     def fetch(self, ids: Sequence[str]) -> dict[str, Vector]:
         keys = [check_point_id(i) for i in ids]
         if not keys:

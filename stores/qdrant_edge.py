@@ -236,6 +236,23 @@ class QdrantEdgeVectorStore:
                 results = self._shard.query_batch(q.QueryBatchRequest(reqs))
         return [[(str(p.id), float(p.score)) for p in res] for res in results]
 
+    def score(self, scope: Scope, vector: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
+        if not ids:
+            return {}
+        q = self._q
+        row = check_vectors(vector, self.dim)[0]
+        keys = sorted({check_point_id(i) for i in ids})
+        f = self._filter(scope)
+        f = q.Filter(must=[*f.must, q.HasIdCondition(set(keys))])
+        params = None
+        if self.quantization != "none":  # exact scores: rescore every listed point with its full vector
+            params = q.SearchParams(quantization=q.QuantizationSearchParams(rescore=True, oversampling=1.0))
+        req = q.QueryRequest(limit=len(keys), query=q.Query.Nearest(row.tolist(), using=_VEC), filter=f,
+                             with_payload=False, params=params)
+        with _mapped():
+            res = self._shard.query(req)
+        return {str(p.id): float(p.score) for p in res}
+
     def fetch(self, ids: Sequence[str]) -> dict[str, Vector]:
         if not ids:
             return {}

@@ -23,7 +23,7 @@ from memsvc.exceptions import ConfigError, MissingDependencyError, StoreError, S
 from memsvc.stores.base import Scope
 from memsvc.stores.sql_schema import EventRow, IndexMetaRow, UnitLinkRow, UnitRow, UnitSourceRow
 
-__all__ = ["SQLRecordStore", "UnitHead", "migrate"]
+__all__ = ["SQLRecordStore", "UnitHead", "UnitView", "migrate"]
 
 
 def _migrations_dir() -> Path:
@@ -131,6 +131,24 @@ class UnitHead:
     valid_to: datetime | None
     head: str
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class UnitView:
+    """What a search hit shows of a live unit (``SQLRecordStore.unit_views``): read with a plain
+    column select, no ORM object (the ranker hydrates dozens per query)."""
+
+    id: str
+    level: str
+    status: str
+    text: str
+    user_id: str
+    session_id: str | None
+    stream_id: str | None
+    start_ts: datetime
+    end_ts: datetime
+    valid_to: datetime | None
+    meta: dict[str, Any]
 
 
 def _chunks(seq: Sequence[str], n: int = 500) -> Iterator[Sequence[str]]:
@@ -254,6 +272,19 @@ class SQLRecordStore:
                 if live_only:
                     q = q.where(UnitRow.deleted_at.is_(None))
                 out.update({u.id: u for u in s.scalars(q)})
+        return out
+
+    def unit_views(self, scope: Scope, ids: Sequence[str]) -> dict[str, UnitView]:
+        """Live units of ``scope`` among ``ids``, as ``UnitView`` (the fields of a search hit)."""
+        cols = [UnitRow.id, UnitRow.level, UnitRow.status, UnitRow.text, UnitRow.user_id, UnitRow.session_id,
+                UnitRow.stream_id, UnitRow.start_ts, UnitRow.end_ts, UnitRow.valid_to, UnitRow.meta]
+        out: dict[str, UnitView] = {}
+        with self.session() as s:
+            for chunk in _chunks(list(ids)):
+                q = select(*cols).where(UnitRow.tenant_id == scope.tenant, UnitRow.user_id == scope.user,
+                                        UnitRow.id.in_(chunk), UnitRow.deleted_at.is_(None))
+                for r in s.execute(q):
+                    out[r[0]] = UnitView(*r[:10], meta=r[10] or {})
         return out
 
     def unit_heads(self, scope: Scope, ids: Sequence[str], with_meta: bool = False) -> dict[str, UnitHead]:

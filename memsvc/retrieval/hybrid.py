@@ -39,8 +39,7 @@ from memsvc.embedders import Embedder
 from memsvc.models import Hit
 from memsvc.retrieval.temporal import TimeConstraint, parse_query, temporal_score
 from memsvc.stores import LexicalIndex, Scope, VectorFilter, VectorStore
-from memsvc.stores.sql import SQLRecordStore, UnitHead
-from memsvc.stores.sql_schema import UnitRow
+from memsvc.stores.sql import SQLRecordStore, UnitHead, UnitView
 
 __all__ = ["HybridRetriever", "Ranking"]
 
@@ -123,7 +122,7 @@ class HybridRetriever:
     def hydrate(self, scope: Scope, found: Sequence[tuple[str, float]], component: str) -> list[Hit]:
         """(id, score) pairs from another index (e.g. the video frame index) as hits, in that order;
         ids unknown to SQL, outside the scope or no longer live are dropped."""
-        rows = self.sql.units(scope, [i for i, _ in found])
+        rows = self.sql.unit_views(scope, [i for i, _ in found])
         srcs = self.sql.sources(list(rows), scope)
         now = datetime.now(UTC)
         hits = []
@@ -240,7 +239,7 @@ class HybridRetriever:
                 comp[m]["episode"] = cfg.episode_weight * ep_norm[e]
         ids = set(comp)
         with sw("fetch"):
-            self._fill_dense(qv, ids, raw, comp, dmax)
+            self._fill_dense(scope, qv, ids, raw, comp, dmax)
 
         # Reading rows is the slow part at scale, so it narrows in two steps: the best ``2 keep + 100``
         # candidates by the parts known so far (dense, lexical, context, episode) get the columns the
@@ -278,7 +277,7 @@ class HybridRetriever:
             with sw("sql"):
                 pos.update(self.sql.positions(scope, missing_pos))
         with sw("fetch"):
-            self._fill_dense(qv, [u for u in rows if u not in ids], raw, comp, dmax)  # summaries, scenes
+            self._fill_dense(scope, qv, [u for u in rows if u not in ids], raw, comp, dmax)  # summaries, scenes
         self._speaker(query, rows, pos, comp)
         video = self._video_target(scope, tc, flt)
         for uid, r in rows.items():
@@ -304,12 +303,12 @@ class HybridRetriever:
         ranked = sorted(rows, key=lambda u: (-round(sum(comp[u].values()), 6), seq.get(u, 1 << 62), u))
         kept = ranked[:keep] if keep is not None else ranked
         with sw("hydrate"):
-            full = self.sql.units(scope, kept)
+            full = self.sql.unit_views(scope, kept)
             missing_ep = [u for u in kept if u not in episode_of]
             if missing_ep and main == _TURN and _EPISODE in levels:
                 episode_of.update(self.sql.episodes_of(scope, missing_ep))
             eps = sorted({episode_of[u] for u in kept if u in episode_of})
-            ep_rows = self.sql.units(scope, eps) if eps else {}
+            ep_rows = self.sql.unit_views(scope, eps) if eps else {}
             srcs = self.sql.sources(sorted(full) + sorted(ep_rows))
             firsts = {e: srcs[e][0] for e in ep_rows if srcs.get(e)}
             need = [f for f in firsts.values() if f not in pos]
@@ -348,7 +347,7 @@ class HybridRetriever:
             near[h.id] = [(at[s0 + d][0], d) for d in range(-cfg.contiguity, cfg.contiguity + 1)
                           if d and s0 + d in at and at[s0 + d][1:] == (session, stream)]
         ids = sorted({i for lst in near.values() for i, _ in lst})
-        rows = {u: r for u, r in self.sql.units(scope, ids).items()
+        rows = {u: r for u, r in self.sql.unit_views(scope, ids).items()
                 if r.level == _TURN and r.status not in ("superseded", "deleted")}
         srcs = self.sql.sources(sorted(rows))
         rank = {h.id: i for i, h in enumerate(hits)}
@@ -402,20 +401,18 @@ class HybridRetriever:
                 pos.setdefault(eid, (seq - d, session, stream))
 
     def _fill_dense(
-        self, qv: np.ndarray, ids: Iterable[str], raw: dict[str, dict[str, float]],
+        self, scope: Scope, qv: np.ndarray, ids: Iterable[str], raw: dict[str, dict[str, float]],
         comp: dict[str, dict[str, float]], dmax: float,
     ) -> None:
-        """Candidates that came from other lists get their exact cosine too (same normalisation)."""
+        """Candidates that came from other lists get their exact cosine too (same normalisation),
+        computed by the vector store (``VectorStore.score``)."""
         missing = [u for u in ids if "dense" not in raw.get(u, {})]
         if not missing or dmax <= self.cfg.dense_floor:
             return
         # only candidates that can still reach the budget matter: the best by their other parts
         missing = sorted(missing, key=lambda u: (-sum(comp[u].values()), u))[: self.cfg.candidates]
-        vecs = self.vectors.fetch(missing)
-        q = qv[0] / max(float(np.linalg.norm(qv[0])), 1e-9)
         span = max(dmax - self.cfg.dense_floor, 1e-6)
-        for u, v in vecs.items():
-            cos = float(np.dot(q, v) / max(float(np.linalg.norm(v)), 1e-9))
+        for u, cos in self.vectors.score(scope, qv[0], missing).items():
             raw[u]["dense"] = round(cos, 6)
             comp[u]["dense"] = self.cfg.dense_weight * min(1.0, max(0.0, (cos - self.cfg.dense_floor) / span))
 
@@ -444,7 +441,7 @@ class HybridRetriever:
         starts = self.sql.stream_starts(scope, flt.stream)
         return {s: t + timedelta(seconds=tc.video_offset) for s, t in starts.items()} or None
 
-    def _hit(self, u: UnitRow, sources: list[str], comp: dict[str, float], raw: dict[str, float],
+    def _hit(self, u: UnitView, sources: list[str], comp: dict[str, float], raw: dict[str, float],
              seq: int | None) -> Hit:
         components = {k: round(v, 6) for k, v in sorted(comp.items())}
         for k, v in sorted(raw.items()):

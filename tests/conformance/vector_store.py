@@ -213,6 +213,21 @@ class VectorStoreSuite(ABC):
         np.testing.assert_allclose(got[p.id], unit(0.6, 0.8), atol=1e-6)
         assert store.fetch([]) == {}
 
+    def test_score_is_the_cosine_of_listed_points_of_the_scope(self, store: VectorStore) -> None:
+        near, far, other = pt(angled(10)), pt(angled(80), level="episode"), pt(angled(0), Scope("tenant-a", "bob"))
+        unlisted = pt(angled(0))
+        store.upsert([near, far, other, unlisted])
+        got = store.score(A, unit(2.0), [near.id, far.id, other.id, str(uuid.uuid4())])
+        assert set(got) == {near.id, far.id}  # bob's point and the unknown id are left out
+        assert got[near.id] == pytest.approx(math.cos(math.radians(10)), abs=1e-4)
+        assert got[far.id] == pytest.approx(math.cos(math.radians(80)), abs=1e-4)
+        assert store.score(A, unit(1.0), []) == {}
+        # the same cosine that search reports
+        (row,) = store.search(A, unit(1.0)[None, :], 10)
+        assert dict(row)[near.id] == pytest.approx(got[near.id], abs=1e-5)
+        with pytest.raises(EmbeddingError):
+            store.score(A, np.ones(DIM + 1, dtype=np.float32), [near.id])
+
     # -- filters ---------------------------------------------------------------------------------
     def test_filter_levels(self, store: VectorStore) -> None:
         t, e, s = pt(level="turn"), pt(level="episode"), pt(level="summary")
