@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Select, create_engine, delete, event, func, select, update
+from sqlalchemy import Engine, Select, bindparam, create_engine, delete, event, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -151,6 +151,40 @@ class UnitView:
     meta: dict[str, Any]
 
 
+def _ids() -> Any:
+    return bindparam("ids", expanding=True)
+
+
+_IN_SCOPE_UNITS = (UnitRow.tenant_id == bindparam("t"), UnitRow.user_id == bindparam("u"))
+_IN_SCOPE_EVENTS = (EventRow.tenant_id == bindparam("t"), EventRow.user_id == bindparam("u"))
+_HEAD_COLS = (UnitRow.id, UnitRow.level, UnitRow.status, UnitRow.session_id, UnitRow.stream_id, UnitRow.start_ts,
+              UnitRow.end_ts, UnitRow.valid_to, func.substr(UnitRow.text, 1, _HEAD_CHARS))
+# The ranker's hot reads, built once: values travel as bound parameters (an expanding one for the id
+# lists), so a query is neither rebuilt nor re-coerced per call.
+_Q_HEADS = select(*_HEAD_COLS).where(*_IN_SCOPE_UNITS, UnitRow.id.in_(_ids()), UnitRow.deleted_at.is_(None))
+_Q_HEADS_META = select(*_HEAD_COLS, UnitRow.meta).where(
+    *_IN_SCOPE_UNITS, UnitRow.id.in_(_ids()), UnitRow.deleted_at.is_(None))
+_Q_VIEWS = select(
+    UnitRow.id, UnitRow.level, UnitRow.status, UnitRow.text, UnitRow.user_id, UnitRow.session_id, UnitRow.stream_id,
+    UnitRow.start_ts, UnitRow.end_ts, UnitRow.valid_to, UnitRow.meta,
+).where(*_IN_SCOPE_UNITS, UnitRow.id.in_(_ids()), UnitRow.deleted_at.is_(None))
+_Q_SOURCES = (select(UnitSourceRow.unit_id, UnitSourceRow.event_id).where(UnitSourceRow.unit_id.in_(_ids()))
+              .order_by(UnitSourceRow.unit_id, UnitSourceRow.position))
+_Q_SOURCES_SCOPED = (select(UnitSourceRow.unit_id, UnitSourceRow.event_id)
+                     .join(UnitRow, UnitRow.id == UnitSourceRow.unit_id)
+                     .where(UnitSourceRow.unit_id.in_(_ids()), *_IN_SCOPE_UNITS)
+                     .order_by(UnitSourceRow.unit_id, UnitSourceRow.position))
+_Q_POSITIONS = select(EventRow.id, EventRow.seq, EventRow.session_id, EventRow.stream_id).where(
+    *_IN_SCOPE_EVENTS, EventRow.id.in_(_ids()))
+_Q_EVENTS_AT = select(EventRow.seq, EventRow.id, EventRow.session_id, EventRow.stream_id).where(
+    *_IN_SCOPE_EVENTS, EventRow.seq.in_(_ids()))
+_Q_EPISODES_OF = (select(UnitSourceRow.event_id, UnitSourceRow.unit_id)
+                  .join(UnitRow, UnitRow.id == UnitSourceRow.unit_id)
+                  .where(UnitSourceRow.event_id.in_(_ids()), *_IN_SCOPE_UNITS, UnitRow.level == "episode",
+                         UnitRow.deleted_at.is_(None))
+                  .order_by(UnitSourceRow.event_id, UnitSourceRow.unit_id))
+
+
 def _chunks(seq: Sequence[str], n: int = 500) -> Iterator[Sequence[str]]:
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
@@ -276,83 +310,59 @@ class SQLRecordStore:
 
     def unit_views(self, scope: Scope, ids: Sequence[str]) -> dict[str, UnitView]:
         """Live units of ``scope`` among ``ids``, as ``UnitView`` (the fields of a search hit)."""
-        cols = [UnitRow.id, UnitRow.level, UnitRow.status, UnitRow.text, UnitRow.user_id, UnitRow.session_id,
-                UnitRow.stream_id, UnitRow.start_ts, UnitRow.end_ts, UnitRow.valid_to, UnitRow.meta]
         out: dict[str, UnitView] = {}
-        with self.session() as s:
+        with self.engine.connect() as c:
             for chunk in _chunks(list(ids)):
-                q = select(*cols).where(UnitRow.tenant_id == scope.tenant, UnitRow.user_id == scope.user,
-                                        UnitRow.id.in_(chunk), UnitRow.deleted_at.is_(None))
-                for r in s.execute(q):
+                for r in c.execute(_Q_VIEWS, {"t": scope.tenant, "u": scope.user, "ids": list(chunk)}):
                     out[r[0]] = UnitView(*r[:10], meta=r[10] or {})
         return out
 
     def unit_heads(self, scope: Scope, ids: Sequence[str], with_meta: bool = False) -> dict[str, UnitHead]:
         """What the ranker scores on, for live units: no full text (its first 80 characters name the
         speaker), no ORM objects, and ``meta`` only when asked (JSON decoding is the slow part)."""
-        cols = [UnitRow.id, UnitRow.level, UnitRow.status, UnitRow.session_id, UnitRow.stream_id, UnitRow.start_ts,
-                UnitRow.end_ts, UnitRow.valid_to, func.substr(UnitRow.text, 1, _HEAD_CHARS)]
-        if with_meta:
-            cols.append(UnitRow.meta)
+        q = _Q_HEADS_META if with_meta else _Q_HEADS
         out: dict[str, UnitHead] = {}
-        with self.session() as s:
+        with self.engine.connect() as c:
             for chunk in _chunks(list(ids)):
-                q = select(*cols).where(UnitRow.tenant_id == scope.tenant, UnitRow.user_id == scope.user,
-                                        UnitRow.id.in_(chunk), UnitRow.deleted_at.is_(None))
-                for r in s.execute(q):
+                for r in c.execute(q, {"t": scope.tenant, "u": scope.user, "ids": list(chunk)}):
                     out[r[0]] = UnitHead(*r[:9], meta=(r[9] or {}) if with_meta else {})
         return out
 
     def sources(self, ids: Sequence[str], scope: Scope | None = None) -> dict[str, list[str]]:
         """``unit id -> event ids`` in position order (only units of ``scope`` when given)."""
         out: dict[str, list[str]] = defaultdict(list)
-        with self.session() as s:
+        q = _Q_SOURCES if scope is None else _Q_SOURCES_SCOPED
+        args = {} if scope is None else {"t": scope.tenant, "u": scope.user}
+        with self.engine.connect() as c:
             for chunk in _chunks(list(ids)):
-                q = (
-                    select(UnitSourceRow.unit_id, UnitSourceRow.event_id)
-                    .where(UnitSourceRow.unit_id.in_(chunk))
-                    .order_by(UnitSourceRow.unit_id, UnitSourceRow.position)
-                )
-                q = _in_scope(q, UnitSourceRow.unit_id, scope)
-                for uid, eid in s.execute(q):
+                for uid, eid in c.execute(q, {**args, "ids": list(chunk)}):
                     out[uid].append(eid)
         return dict(out)
 
     def positions(self, scope: Scope, event_ids: Sequence[str]) -> dict[str, tuple[int, str | None, str | None]]:
         """``event id -> (seq, session_id, stream_id)``: where each event sits in the user's history."""
         out: dict[str, tuple[int, str | None, str | None]] = {}
-        with self.session() as s:
+        with self.engine.connect() as c:
             for chunk in _chunks(list(event_ids)):
-                q = select(EventRow.id, EventRow.seq, EventRow.session_id, EventRow.stream_id).where(
-                    EventRow.tenant_id == scope.tenant, EventRow.user_id == scope.user, EventRow.id.in_(chunk)
-                )
-                out.update({i: (seq, ses, st) for i, seq, ses, st in s.execute(q)})
+                rows = c.execute(_Q_POSITIONS, {"t": scope.tenant, "u": scope.user, "ids": list(chunk)})
+                out.update({i: (seq, ses, st) for i, seq, ses, st in rows})
         return out
 
     def events_at(self, scope: Scope, seqs: Sequence[int]) -> dict[int, tuple[str, str | None, str | None]]:
         """``seq -> (event id, session_id, stream_id)`` for the user's events at those positions."""
         out: dict[int, tuple[str, str | None, str | None]] = {}
-        with self.session() as s:
+        with self.engine.connect() as c:
             for chunk in _chunks(sorted(set(seqs))):  # type: ignore[arg-type]
-                q = select(EventRow.seq, EventRow.id, EventRow.session_id, EventRow.stream_id).where(
-                    EventRow.tenant_id == scope.tenant, EventRow.user_id == scope.user, EventRow.seq.in_(chunk)
-                )
-                out.update({seq: (i, ses, st) for seq, i, ses, st in s.execute(q)})
+                rows = c.execute(_Q_EVENTS_AT, {"t": scope.tenant, "u": scope.user, "ids": list(chunk)})
+                out.update({seq: (i, ses, st) for seq, i, ses, st in rows})
         return out
 
     def episodes_of(self, scope: Scope, event_ids: Sequence[str]) -> dict[str, str]:
         """``event id -> id of a live episode unit built from it`` (the first by id)."""
         out: dict[str, str] = {}
-        with self.session() as s:
+        with self.engine.connect() as c:
             for chunk in _chunks(list(event_ids)):
-                q = (
-                    select(UnitSourceRow.event_id, UnitSourceRow.unit_id)
-                    .join(UnitRow, UnitRow.id == UnitSourceRow.unit_id)
-                    .where(UnitSourceRow.event_id.in_(chunk), UnitRow.tenant_id == scope.tenant,
-                           UnitRow.user_id == scope.user, UnitRow.level == "episode", UnitRow.deleted_at.is_(None))
-                    .order_by(UnitSourceRow.event_id, UnitSourceRow.unit_id)
-                )
-                for eid, uid in s.execute(q):
+                for eid, uid in c.execute(_Q_EPISODES_OF, {"t": scope.tenant, "u": scope.user, "ids": list(chunk)}):
                     out.setdefault(eid, uid)
         return out
 
