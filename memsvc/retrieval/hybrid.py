@@ -156,15 +156,26 @@ class HybridRetriever:
         sw: _Stopwatch | None = None,
     ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
         sw = sw or _Stopwatch()
-        lf = VectorFilter(levels=(level,), session=flt.session, stream=flt.stream, time_from=flt.time_from,
-                          time_to=flt.time_to)
-        with sw("dense"):
-            dense = self.vectors.search(scope, qv, k, lf)[0]
-        lex: list[tuple[str, float]] = []
-        if self.lexical is not None and lexical_field is not None:
-            with sw("lexical"):
-                lex = self.lexical.search(scope, [query], k, lf, field=lexical_field)[0]
+        dense = self._dense(scope, qv, flt, level, k, sw)
+        lex = self._lex(scope, query, flt, level, k, lexical_field, sw) if lexical_field is not None else []
         return dense, lex
+
+    @staticmethod
+    def _level(flt: VectorFilter, level: str) -> VectorFilter:
+        return VectorFilter(levels=(level,), session=flt.session, stream=flt.stream, time_from=flt.time_from,
+                            time_to=flt.time_to)
+
+    def _dense(self, scope: Scope, qv: np.ndarray, flt: VectorFilter, level: str, k: int,
+               sw: _Stopwatch) -> list[tuple[str, float]]:
+        with sw("dense"):
+            return self.vectors.search(scope, qv, k, self._level(flt, level))[0]
+
+    def _lex(self, scope: Scope, query: str, flt: VectorFilter, level: str, k: int, field: str,
+             sw: _Stopwatch) -> list[tuple[str, float]]:
+        if self.lexical is None:
+            return []
+        with sw("lexical"):
+            return self.lexical.search(scope, [query], k, self._level(flt, level), field=field)[0]
 
     # -- ranking --------------------------------------------------------------------------------------
     def retrieve(
@@ -181,20 +192,28 @@ class HybridRetriever:
             tc = parse_query(query, query_time or datetime.now(UTC))
         levels = tuple(flt.levels or (_TURN, _EPISODE))
         main = _TURN if _TURN in levels else levels[0]
-        with sw("embed"):
-            qv = self.embedder.embed([query])
         # a short answer (``keep`` hits) needs fewer candidates per list than a 4,000-token context
         c = cfg.candidates if keep is None else min(cfg.candidates, max(64, 2 * keep))
         tflt = self._time_filter(flt, tc)
+        with_ctx = main == _TURN and cfg.context_weight > 0 and self.lexical is not None
+        with_eps = main == _TURN and _EPISODE in levels and cfg.episode_weight > 0
+        k_ep = max(10, c // 4)
+
+        with sw("embed"):
+            qv = self.embedder.embed([query])
+        lex = self._lex(scope, query, flt, main, c, "text", sw)
+        if tflt is not None:
+            lex = list({u: s for u, s in [*self._lex(scope, query, tflt, main, c // 2, "text", sw), *lex]}.items())
+        # context windows (turns): a window's score goes to every turn in it
+        ctx_hits = self._lex(scope, query, flt, _TURN, c, "context", sw) if with_ctx else []
+        le = self._lex(scope, query, flt, _EPISODE, k_ep, "text", sw) if with_eps else []
 
         comp: dict[str, dict[str, float]] = defaultdict(dict)
         raw: dict[str, dict[str, float]] = defaultdict(dict)
         # main level: dense + lexical, plus the same inside the asked time window
-        dense, lex = self._search(scope, query, qv, flt, main, c, "text", sw)
+        dense = self._dense(scope, qv, flt, main, c, sw)
         if tflt is not None:
-            d2, l2 = self._search(scope, query, qv, tflt, main, c // 2, "text", sw)
-            dense = list({u: s for u, s in [*d2, *dense]}.items())
-            lex = list({u: s for u, s in [*l2, *lex]}.items())
+            dense = list({u: s for u, s in [*self._dense(scope, qv, tflt, main, c // 2, sw), *dense]}.items())
         dmax = max((s for _, s in dense), default=0.0)
         for u, s in dense:
             raw[u]["dense"] = s
@@ -206,21 +225,14 @@ class HybridRetriever:
             comp[u]["lexical"] = cfg.lexical_weight * v
         ids = set(comp)
 
-        # context windows (turns): a window's score goes to every turn in it
-        ctx_hits: list[tuple[str, float]] = []
-        if main == _TURN and cfg.context_weight > 0 and self.lexical is not None:
-            with sw("lexical"):
-                ctx_hits = self.lexical.search(scope, [query], c, VectorFilter(
-                    levels=(_TURN,), session=flt.session, stream=flt.stream, time_from=flt.time_from,
-                    time_to=flt.time_to), field="context")[0]
         ctx_norm = _norm_lexical(ctx_hits)
 
         # episodes: their score goes to their member turns
         ep_norm: dict[str, float] = {}
         nd: dict[str, float] = {}
         nl: dict[str, float] = {}
-        if main == _TURN and _EPISODE in levels and cfg.episode_weight > 0:
-            de, le = self._search(scope, query, qv, flt, _EPISODE, max(10, c // 4), "text", sw)
+        if with_eps:
+            de = self._dense(scope, qv, flt, _EPISODE, k_ep, sw)
             nd, nl = _norm_dense(de, cfg.dense_floor), _norm_lexical(le)
             ep_norm = {e: nd.get(e, 0.0) + nl.get(e, 0.0) for e in set(nd) | set(nl)}
 
