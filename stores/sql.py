@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, Select, bindparam, create_engine, delete, event, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from memsvc.exceptions import ConfigError, MissingDependencyError, StoreError, StoreUnavailable
 from memsvc.stores.base import Scope
@@ -131,6 +131,8 @@ class UnitHead:
     valid_to: datetime | None
     head: str
     meta: dict[str, Any] = field(default_factory=dict)
+    seq: int | None = None
+    """Position in the user's history of the event a turn unit is (None for other units)."""
 
 
 @dataclass(slots=True)
@@ -158,12 +160,14 @@ def _ids() -> Any:
 _IN_SCOPE_UNITS = (UnitRow.tenant_id == bindparam("t"), UnitRow.user_id == bindparam("u"))
 _IN_SCOPE_EVENTS = (EventRow.tenant_id == bindparam("t"), EventRow.user_id == bindparam("u"))
 _HEAD_COLS = (UnitRow.id, UnitRow.level, UnitRow.status, UnitRow.session_id, UnitRow.stream_id, UnitRow.start_ts,
-              UnitRow.end_ts, UnitRow.valid_to, func.substr(UnitRow.text, 1, _HEAD_CHARS))
+              UnitRow.end_ts, UnitRow.valid_to, func.substr(UnitRow.text, 1, _HEAD_CHARS), EventRow.seq)
+_WITH_SEQ = (EventRow.id == UnitRow.id) & (EventRow.tenant_id == UnitRow.tenant_id) & (EventRow.user_id == UnitRow.user_id)
 # The ranker's hot reads, built once: values travel as bound parameters (an expanding one for the id
 # lists), so a query is neither rebuilt nor re-coerced per call.
-_Q_HEADS = select(*_HEAD_COLS).where(*_IN_SCOPE_UNITS, UnitRow.id.in_(_ids()), UnitRow.deleted_at.is_(None))
-_Q_HEADS_META = select(*_HEAD_COLS, UnitRow.meta).where(
-    *_IN_SCOPE_UNITS, UnitRow.id.in_(_ids()), UnitRow.deleted_at.is_(None))
+_Q_HEADS = (select(*_HEAD_COLS).select_from(UnitRow).outerjoin(EventRow, _WITH_SEQ)
+            .where(*_IN_SCOPE_UNITS, UnitRow.id.in_(_ids()), UnitRow.deleted_at.is_(None)))
+_Q_HEADS_META = (select(*_HEAD_COLS, UnitRow.meta).select_from(UnitRow).outerjoin(EventRow, _WITH_SEQ)
+                 .where(*_IN_SCOPE_UNITS, UnitRow.id.in_(_ids()), UnitRow.deleted_at.is_(None)))
 _Q_VIEWS = select(
     UnitRow.id, UnitRow.level, UnitRow.status, UnitRow.text, UnitRow.user_id, UnitRow.session_id, UnitRow.stream_id,
     UnitRow.start_ts, UnitRow.end_ts, UnitRow.valid_to, UnitRow.meta,
@@ -183,6 +187,17 @@ _Q_EPISODES_OF = (select(UnitSourceRow.event_id, UnitSourceRow.unit_id)
                   .where(UnitSourceRow.event_id.in_(_ids()), *_IN_SCOPE_UNITS, UnitRow.level == "episode",
                          UnitRow.deleted_at.is_(None))
                   .order_by(UnitSourceRow.event_id, UnitSourceRow.unit_id))
+
+
+_PREV = aliased(EventRow)
+_Q_PRECEDING = (
+    select(EventRow.id, EventRow.seq, EventRow.session_id, EventRow.stream_id,
+           _PREV.seq, _PREV.id, _PREV.session_id, _PREV.stream_id)
+    .select_from(EventRow)
+    .outerjoin(_PREV, (_PREV.tenant_id == EventRow.tenant_id) & (_PREV.user_id == EventRow.user_id)
+               & (_PREV.seq >= EventRow.seq - bindparam("n")) & (_PREV.seq < EventRow.seq))
+    .where(*_IN_SCOPE_EVENTS, EventRow.id.in_(_ids()))
+)
 
 
 def _chunks(seq: Sequence[str], n: int = 500) -> Iterator[Sequence[str]]:
@@ -319,13 +334,14 @@ class SQLRecordStore:
 
     def unit_heads(self, scope: Scope, ids: Sequence[str], with_meta: bool = False) -> dict[str, UnitHead]:
         """What the ranker scores on, for live units: no full text (its first 80 characters name the
-        speaker), no ORM objects, and ``meta`` only when asked (JSON decoding is the slow part)."""
+        speaker), no ORM objects, ``meta`` only when asked (JSON decoding is the slow part), and the
+        history position of turn units (``seq``, read in the same query)."""
         q = _Q_HEADS_META if with_meta else _Q_HEADS
         out: dict[str, UnitHead] = {}
         with self.engine.connect() as c:
             for chunk in _chunks(list(ids)):
                 for r in c.execute(q, {"t": scope.tenant, "u": scope.user, "ids": list(chunk)}):
-                    out[r[0]] = UnitHead(*r[:9], meta=(r[9] or {}) if with_meta else {})
+                    out[r[0]] = UnitHead(*r[:9], seq=r[9], meta=(r[10] or {}) if with_meta else {})
         return out
 
     def sources(self, ids: Sequence[str], scope: Scope | None = None) -> dict[str, list[str]]:
@@ -347,6 +363,21 @@ class SQLRecordStore:
                 rows = c.execute(_Q_POSITIONS, {"t": scope.tenant, "u": scope.user, "ids": list(chunk)})
                 out.update({i: (seq, ses, st) for i, seq, ses, st in rows})
         return out
+
+    def preceding(
+        self, scope: Scope, event_ids: Sequence[str], n: int
+    ) -> tuple[dict[str, tuple[int, str | None, str | None]], dict[int, tuple[str, str | None, str | None]]]:
+        """``positions(event_ids)`` and ``events_at`` of the ``n`` positions before each, in one query."""
+        pos: dict[str, tuple[int, str | None, str | None]] = {}
+        at: dict[int, tuple[str, str | None, str | None]] = {}
+        with self.engine.connect() as c:
+            for chunk in _chunks(list(event_ids)):
+                args = {"t": scope.tenant, "u": scope.user, "n": n, "ids": list(chunk)}
+                for i, seq, ses, st, pseq, pid, pses, pst in c.execute(_Q_PRECEDING, args):
+                    pos[i] = (seq, ses, st)
+                    if pid is not None:
+                        at[pseq] = (pid, pses, pst)
+        return pos, at
 
     def events_at(self, scope: Scope, seqs: Sequence[int]) -> dict[int, tuple[str, str | None, str | None]]:
         """``seq -> (event id, session_id, stream_id)`` for the user's events at those positions."""

@@ -238,9 +238,10 @@ class HybridRetriever:
 
         # positions: of the context windows now (to lend their score), of the scored pool below
         with sw("sql"):
-            pos = self.sql.positions(scope, sorted(ctx_norm)) if ctx_norm else {}
+            pos: dict[str, tuple[int, str | None, str | None]] = {}
             if ctx_norm:
-                self._lend_context(scope, ctx_norm, pos, comp)
+                pos, before = self.sql.preceding(scope, sorted(ctx_norm), _CONTEXT_TURNS)
+                self._lend_context(ctx_norm, pos, before, comp)
             members = self.sql.sources(sorted(ep_norm)) if ep_norm else {}
         episode_of: dict[str, str] = {}
         for e in sorted(ep_norm, key=lambda e: (-ep_norm[e], e)):
@@ -284,10 +285,9 @@ class HybridRetriever:
             rows.update(scenes)
         if not rows:
             return Ranking([], tc, timings_ms=sw.result())
-        missing_pos = [u for u in rows if u not in pos]
-        if missing_pos:
-            with sw("sql"):
-                pos.update(self.sql.positions(scope, missing_pos))
+        for u, r in rows.items():  # units that are events carry their position (one query, above)
+            if r.seq is not None and u not in pos:
+                pos[u] = (r.seq, r.session_id, r.stream_id)
         with sw("fetch"):
             self._fill_dense(scope, qv, [u for u in rows if u not in ids], raw, comp, dmax)  # summaries, scenes
         self._speaker(query, rows, pos, comp)
@@ -391,14 +391,13 @@ class HybridRetriever:
         return out
 
     def _lend_context(
-        self, scope: Scope, ctx: dict[str, float], pos: dict[str, tuple[int, str | None, str | None]],
-        comp: dict[str, dict[str, float]],
+        self, ctx: dict[str, float], pos: dict[str, tuple[int, str | None, str | None]],
+        at: dict[int, tuple[str, str | None, str | None]], comp: dict[str, dict[str, float]],
     ) -> None:
         """A context window ends at its turn and holds the ``_CONTEXT_TURNS`` turns before it in the
-        session: each of them gets the window's score (the best window wins)."""
+        session (``at``: the events at those positions): each of them gets the window's score (the best
+        window wins)."""
         w = self.cfg.context_weight
-        want = {pos[u][0] - d for u in ctx if u in pos for d in range(1, _CONTEXT_TURNS + 1)}
-        at = self.sql.events_at(scope, sorted(x for x in want if x > 0))
         for u, v in ctx.items():
             if u not in pos:
                 continue

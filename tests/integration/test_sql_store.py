@@ -431,3 +431,20 @@ def test_sqlite_keeps_planner_statistics_so_scoped_id_lookups_probe_the_primary_
         assert s.unit_heads(Scope(A.tenant, "someone-else"), ids) == {}
     finally:
         s.close()
+
+
+def test_ranker_reads_positions_and_heads_in_scope(store: SQLRecordStore) -> None:
+    evs = [event(seq=i, session_id="s1" if i <= 3 else "s2") for i in range(1, 7)]
+    bob = [event(A_OTHER_USER, seq=i) for i in range(1, 7)]  # same seqs, another user
+    store.write(events=evs + bob, units=[unit(uid=e.id) for e in evs] + [unit(A_OTHER_USER, uid=e.id) for e in bob])
+    ep = unit(level="episode")
+    store.write(units=[ep])
+    pos, before = store.preceding(A, [evs[4].id, evs[0].id, bob[5].id], 2)
+    assert pos == {evs[4].id: (5, "s2", None), evs[0].id: (1, "s1", None)}  # bob's event is not alice's
+    assert before == {3: (evs[2].id, "s1", None), 4: (evs[3].id, "s2", None)}  # seq 1 has nothing before it
+    assert pos == {k: v for k, v in store.positions(A, [evs[4].id, evs[0].id]).items()}
+    heads = store.unit_heads(A, [evs[2].id, ep.id, bob[2].id], with_meta=True)
+    assert set(heads) == {evs[2].id, ep.id}
+    assert heads[evs[2].id].seq == 3 and heads[ep.id].seq is None
+    views = store.unit_views(A, [evs[2].id, bob[2].id])
+    assert list(views) == [evs[2].id] and views[evs[2].id].text == "a turn"
