@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, Select, bindparam, create_engine, delete, event, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from memsvc.exceptions import ConfigError, MissingDependencyError, StoreError, StoreUnavailable
 from memsvc.stores.base import Scope
@@ -159,15 +159,19 @@ def _ids() -> Any:
 
 _IN_SCOPE_UNITS = (UnitRow.tenant_id == bindparam("t"), UnitRow.user_id == bindparam("u"))
 _IN_SCOPE_EVENTS = (EventRow.tenant_id == bindparam("t"), EventRow.user_id == bindparam("u"))
+# the history position of a unit that is an event (a turn): a correlated primary-key lookup per row, which
+# every planner serves from the index (a join let PostgreSQL pick a hash join over the user's events)
+_SEQ_OF_UNIT = (select(EventRow.seq)
+                .where(EventRow.id == UnitRow.id, EventRow.tenant_id == UnitRow.tenant_id,
+                       EventRow.user_id == UnitRow.user_id)
+                .correlate(UnitRow).scalar_subquery())
 _HEAD_COLS = (UnitRow.id, UnitRow.level, UnitRow.status, UnitRow.session_id, UnitRow.stream_id, UnitRow.start_ts,
-              UnitRow.end_ts, UnitRow.valid_to, func.substr(UnitRow.text, 1, _HEAD_CHARS), EventRow.seq)
-_WITH_SEQ = (EventRow.id == UnitRow.id) & (EventRow.tenant_id == UnitRow.tenant_id) & (EventRow.user_id == UnitRow.user_id)
+              UnitRow.end_ts, UnitRow.valid_to, func.substr(UnitRow.text, 1, _HEAD_CHARS), _SEQ_OF_UNIT)
 # The ranker's hot reads, built once: values travel as bound parameters (an expanding one for the id
 # lists), so a query is neither rebuilt nor re-coerced per call.
-_Q_HEADS = (select(*_HEAD_COLS).select_from(UnitRow).outerjoin(EventRow, _WITH_SEQ)
-            .where(*_IN_SCOPE_UNITS, UnitRow.id.in_(_ids()), UnitRow.deleted_at.is_(None)))
-_Q_HEADS_META = (select(*_HEAD_COLS, UnitRow.meta).select_from(UnitRow).outerjoin(EventRow, _WITH_SEQ)
-                 .where(*_IN_SCOPE_UNITS, UnitRow.id.in_(_ids()), UnitRow.deleted_at.is_(None)))
+_Q_HEADS = select(*_HEAD_COLS).where(*_IN_SCOPE_UNITS, UnitRow.id.in_(_ids()), UnitRow.deleted_at.is_(None))
+_Q_HEADS_META = select(*_HEAD_COLS, UnitRow.meta).where(
+    *_IN_SCOPE_UNITS, UnitRow.id.in_(_ids()), UnitRow.deleted_at.is_(None))
 _Q_VIEWS = select(
     UnitRow.id, UnitRow.level, UnitRow.status, UnitRow.text, UnitRow.user_id, UnitRow.session_id, UnitRow.stream_id,
     UnitRow.start_ts, UnitRow.end_ts, UnitRow.valid_to, UnitRow.meta,
@@ -187,17 +191,6 @@ _Q_EPISODES_OF = (select(UnitSourceRow.event_id, UnitSourceRow.unit_id)
                   .where(UnitSourceRow.event_id.in_(_ids()), *_IN_SCOPE_UNITS, UnitRow.level == "episode",
                          UnitRow.deleted_at.is_(None))
                   .order_by(UnitSourceRow.event_id, UnitSourceRow.unit_id))
-
-
-_PREV = aliased(EventRow)
-_Q_PRECEDING = (
-    select(EventRow.id, EventRow.seq, EventRow.session_id, EventRow.stream_id,
-           _PREV.seq, _PREV.id, _PREV.session_id, _PREV.stream_id)
-    .select_from(EventRow)
-    .outerjoin(_PREV, (_PREV.tenant_id == EventRow.tenant_id) & (_PREV.user_id == EventRow.user_id)
-               & (_PREV.seq >= EventRow.seq - bindparam("n")) & (_PREV.seq < EventRow.seq))
-    .where(*_IN_SCOPE_EVENTS, EventRow.id.in_(_ids()))
-)
 
 
 def _chunks(seq: Sequence[str], n: int = 500) -> Iterator[Sequence[str]]:
@@ -232,26 +225,28 @@ class SQLRecordStore:
                 self.analyze()
 
     def analyze(self) -> None:
-        """Refresh SQLite's planner statistics. Without them SQLite answers ``id IN (...)`` lookups
+        """Refresh the planner statistics. Without them both engines answer ``id IN (...)`` lookups
         scoped by tenant and user by scanning the user's rows through the scope index instead of probing
-        primary keys: a search's cost then grows with the user's history. ``analysis_limit`` samples a
-        bounded number of rows per index, so this costs milliseconds at any size. PostgreSQL keeps its
-        own statistics (autovacuum); nothing to do there."""
-        if not self._sqlite:
-            return
+        primary keys: a search's cost then grows with the user's history (PostgreSQL, before its
+        autovacuum first analyzes a new or fast-growing table: 62 ms instead of ~1 ms for 200 ids among
+        3k rows). SQLite samples ``analysis_limit`` rows per index and PostgreSQL a fixed sample per
+        table, so this costs milliseconds to a fraction of a second at any size."""
         with self.engine.begin() as c:
-            c.exec_driver_sql("PRAGMA analysis_limit=1000")
-            c.exec_driver_sql("ANALYZE")
+            if self._sqlite:
+                c.exec_driver_sql("PRAGMA analysis_limit=1000")
+                c.exec_driver_sql("ANALYZE")
+            else:
+                c.exec_driver_sql("ANALYZE events, units, unit_sources, unit_links")
             self._analyzed_rows = int(c.exec_driver_sql("SELECT count(*) FROM units").scalar() or 0)
         self._grown = 0
 
     def _note_written(self, n: int) -> None:
         """Re-analyze whenever the store has grown by as many rows as it held at the last analysis."""
-        if not self._sqlite:
-            return
         self._grown += n
         if self._grown >= max(1_000, self._analyzed_rows):
-            with contextlib.suppress(OperationalError):  # a busy database: the next write tries again
+            # a busy database, or a PostgreSQL role that may not analyze: the write itself is done; the
+            # next one tries again
+            with contextlib.suppress(SQLAlchemyError):
                 self.analyze()
 
     @contextlib.contextmanager
@@ -367,16 +362,19 @@ class SQLRecordStore:
     def preceding(
         self, scope: Scope, event_ids: Sequence[str], n: int
     ) -> tuple[dict[str, tuple[int, str | None, str | None]], dict[int, tuple[str, str | None, str | None]]]:
-        """``positions(event_ids)`` and ``events_at`` of the ``n`` positions before each, in one query."""
+        """``positions(event_ids)``, and ``events_at`` the ``n`` positions before each: two index
+        lookups on one connection (a range self-join is planned badly by PostgreSQL)."""
         pos: dict[str, tuple[int, str | None, str | None]] = {}
         at: dict[int, tuple[str, str | None, str | None]] = {}
+        args = {"t": scope.tenant, "u": scope.user}
         with self.engine.connect() as c:
             for chunk in _chunks(list(event_ids)):
-                args = {"t": scope.tenant, "u": scope.user, "n": n, "ids": list(chunk)}
-                for i, seq, ses, st, pseq, pid, pses, pst in c.execute(_Q_PRECEDING, args):
+                for i, seq, ses, st in c.execute(_Q_POSITIONS, {**args, "ids": list(chunk)}):
                     pos[i] = (seq, ses, st)
-                    if pid is not None:
-                        at[pseq] = (pid, pses, pst)
+            want = sorted({p[0] - d for p in pos.values() for d in range(1, n + 1)} - {x for x in range(-n, 1)})
+            for chunk in _chunks(want):  # type: ignore[arg-type]
+                for seq, i, ses, st in c.execute(_Q_EVENTS_AT, {**args, "ids": list(chunk)}):
+                    at[seq] = (i, ses, st)
         return pos, at
 
     def events_at(self, scope: Scope, seqs: Sequence[int]) -> dict[int, tuple[str, str | None, str | None]]:

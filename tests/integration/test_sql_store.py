@@ -448,3 +448,19 @@ def test_ranker_reads_positions_and_heads_in_scope(store: SQLRecordStore) -> Non
     assert heads[evs[2].id].seq == 3 and heads[ep.id].seq is None
     views = store.unit_views(A, [evs[2].id, bob[2].id])
     assert list(views) == [evs[2].id] and views[evs[2].id].text == "a turn"
+
+
+def test_planner_statistics_follow_the_store_size(store: SQLRecordStore) -> None:
+    """A store that grows past 1,000 rows (then doubles) refreshes its planner statistics, on both engines:
+    without them PostgreSQL probed ``id IN (...)`` through the scope index (a scan of the user's rows)."""
+    evs = [event(seq=i) for i in range(1, 701)]
+    store.write(events=evs, units=[unit(uid=e.id) for e in evs])  # 1,400 rows written
+    with store.engine.connect() as c:
+        if store.engine.dialect.name == "sqlite":
+            analyzed = c.exec_driver_sql("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'units'").scalar()
+        else:
+            c.exec_driver_sql("SELECT pg_stat_force_next_flush()")
+            analyzed = c.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'units' AND last_analyze IS NOT NULL").scalar()
+    assert analyzed
+    assert store._analyzed_rows == 700
