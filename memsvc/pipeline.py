@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +60,8 @@ def unit_text(role: str | None, name: str | None, text: str, ts: datetime, resol
     return out, [[s.start.isoformat(), s.end.isoformat(), s.text] for s in spans]
 
 
+OPEN_CACHE = 10_000
+"""Open episodes kept in memory (one per live session); older ones reload from the stores."""
 CONTEXT_TURNS = 4
 """A turn's lexical ``context`` field holds it and up to this many turns before it in its session."""
 
@@ -108,7 +110,9 @@ class Ingestor:
         self.lexical = lexical
         self.resolve_dates = resolve_dates
         self.denoiser = denoiser
-        self._open: dict[tuple[str, str, str], _Open] = {}
+        # the open episode of each live session (members and their vectors): least recently used first,
+        # at most OPEN_CACHE of them; an evicted session's episode reloads from SQL and the vector index
+        self._open: OrderedDict[tuple[str, str, str], _Open] = OrderedDict()
         self._recent: dict[tuple[str, str, str | None], list[str]] = {}
         self._locks: dict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
@@ -269,6 +273,7 @@ class Ingestor:
     def _load_open(self, scope: Scope, session: str) -> _Open | None:
         key = (scope.tenant, scope.user, session)
         if key in self._open:
+            self._open.move_to_end(key)
             return self._open[key]
         rows = [u for u in self.sql.open_episodes(scope) if (u.session_id or "") == session and u.stream_id is None]
         if not rows:
@@ -342,6 +347,9 @@ class Ingestor:
             if rest:
                 tail = slice(len(items) - rest, len(items))
                 self._open[key] = _Open(units[-1].id, ids[tail], items[tail], all_texts[tail])
+                self._open.move_to_end(key)
+                while len(self._open) > OPEN_CACHE:
+                    self._open.popitem(last=False)
             else:
                 self._open.pop(key, None)
         return units, sources, points, replaced

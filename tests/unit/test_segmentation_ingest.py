@@ -92,3 +92,36 @@ def test_add_embeds_each_turn_once_and_the_segmenter_reuses_those_vectors(tmp_pa
     for it in seg.fed:
         assert np.allclose(it.embedding, ref[it.text])
     m.close()
+
+
+def _episodes(m: Memory, user: str) -> list[tuple[str | None, list[str]]]:
+    hits = m.search("puppy bread match league beagle", user_id=user, limit=200, levels=["episode"])
+    return sorted((h.session_id, sorted(h.source_ids)) for h in hits)
+
+
+def test_open_episodes_evicted_from_memory_reload_from_the_stores(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The open-episode cache is bounded: with room for one session, interleaving three sessions evicts
+    and reloads them at every turn, and the episodes come out as with an unbounded cache."""
+    import memsvc.pipeline as pipeline
+
+    def run(path: Path) -> tuple[list[tuple[str | None, list[str]]], int]:
+        m = _memory(path)
+        ids_in_order: list[str] = []
+        t = T0
+        for line in LINES:
+            for session in ("s1", "s2", "s3"):
+                ids_in_order += m.add([{"role": "user", "content": f"{line} ({session})"}], user_id="ann",
+                                      session_id=session, timestamp=t)
+            t += timedelta(seconds=20)
+        kept = len(m.service.ingestor._open)
+        # the same events whatever the cache: compare episodes by the position of their members
+        pos = {eid: i for i, eid in enumerate(ids_in_order)}
+        eps = [(s, sorted(str(pos[i]) for i in src)) for s, src in _episodes(m, "ann")]
+        m.close()
+        return sorted(eps), kept
+
+    unbounded, kept_all = run(tmp_path / "a")
+    monkeypatch.setattr(pipeline, "OPEN_CACHE", 1)
+    bounded, kept_one = run(tmp_path / "b")
+    assert kept_all == 3 and kept_one == 1
+    assert bounded == unbounded and len(unbounded) >= 3
