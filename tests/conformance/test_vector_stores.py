@@ -77,6 +77,35 @@ def test_qdrant_edge_hnsw_search_agrees_with_the_reference(quantization: str, tm
         store.close()
 
 
+@pytest.mark.parametrize("quantization", ["none", "int8", "binary"])
+def test_qdrant_edge_scores_listed_ids_exactly_whatever_the_quantization(quantization: str, tmp_path: Path) -> None:
+    """``score`` (the ranker's exact cosine of candidates from other lists) rescores with the full vectors
+    in indexed, quantized segments too, and only inside the scope."""
+    dim, rng = 64, np.random.default_rng(5)
+    scopes = [Scope("tenant-a", "alice"), Scope("tenant-b", "alice")]
+    pts = [pt(rng.normal(size=dim).astype(np.float32), scope=scopes[i % 2]) for i in range(600)]
+    ref = VECTOR_STORES.create("memory", dim=dim)
+    store = VECTOR_STORES.create(
+        "qdrant-edge", dim=dim, path=str(tmp_path / "v"), quantization=quantization, hnsw_threshold=200
+    )
+    try:
+        for i in range(0, 600, 200):
+            ref.upsert(pts[i : i + 200])
+            store.upsert(pts[i : i + 200])
+        assert store.unindexed() == 0
+        q = rng.normal(size=dim).astype(np.float32)
+        for scope in scopes:
+            mine = [p.id for p in pts if p.tenant == scope.tenant]
+            other = [p.id for p in pts if p.tenant != scope.tenant]
+            exact = dict(ref.search(scope, q[None, :], 1000)[0])
+            scored = store.score(scope, q, mine[:150] + other[:5])
+            assert set(scored) == set(mine[:150])
+            for pid, score in scored.items():
+                assert score == pytest.approx(exact[pid], abs=1e-4)
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("name", VECTOR_STORES.names())
 def test_every_registered_backend_builds_and_isolates(name: str, tmp_path: Path) -> None:
     assert name in BACKEND_OPTIONS, f"registered backend {name!r} has no conformance test class"
