@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memsvc.embedders import SentenceTransformerEmbedder
-from memsvc.embedders import _onnx
+from memsvc.embedders import SentenceTransformerEmbedder, _onnx
 from memsvc.exceptions import ConfigError, ModelError
 
 TEXTS = [
