@@ -51,10 +51,12 @@ def bench_segmentation(
     result, details = run(data, segmenter, json.loads(options), predictions=predictions, use_roles=roles,
                           online=online, cache_dir=cache_dir, ingested=ingested)
     typer.echo(json.dumps(result))
-    print(f"{details['utterances_per_s']} utterances/s (embedding included), "
-          f"{details['segment_only_utterances_per_s']} segmenting only; per CPU-second: "
-          f"{details['utterances_per_cpu_s']} and {details['segment_only_utterances_per_cpu_s']}; "
-          f"load average {details['load_average']}", file=sys.stderr)
+    print(f"{details['utterances']} utterances: {details['utterances_per_s']} utterances/s (embedding included), "
+          f"{details['embed_only_utterances_per_s']} embedding only ({details['embedder']}, "
+          f"{details['embedder_runtime']}{', cached' if details['embeddings_cached'] else ''}), "
+          f"{details['segment_only_utterances_per_s']} segmenting only; per CPU-second (all threads): "
+          f"{details['utterances_per_cpu_s']}, {details['embed_only_utterances_per_cpu_s']} and "
+          f"{details['segment_only_utterances_per_cpu_s']}; load average {details['load_average']}", file=sys.stderr)
     if results_dir is not None:
         results_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

@@ -91,3 +91,20 @@ def test_default_view_follows_the_model(tmp_path: Path, trained_as_ingested: boo
     assert forced["ingested"] is False
     _, tiling = run(data, "tiling", embedder=HashingEmbedder())
     assert tiling["ingested"] is False
+
+
+def test_bench_embeds_with_the_product_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without an embedder given, the bench times what Memory.add uses: Settings().embedder."""
+    from memsvc.benchmarks.segmentation import _embedder_options, product_embedder
+    from memsvc.embedders import SentenceTransformerEmbedder
+
+    monkeypatch.delenv("MEMSVC_EMBEDDER__BACKEND", raising=False)
+    monkeypatch.delenv("MEMSVC_EMBEDDER__OPTIONS", raising=False)
+    emb = product_embedder()  # lazy: nothing is loaded until embed()
+    assert isinstance(emb, SentenceTransformerEmbedder) and emb.runtime == "auto"
+    assert _embedder_options(emb)["runtime"] == "auto"
+    monkeypatch.setenv("MEMSVC_EMBEDDER__OPTIONS", '{"threads": 1}')
+    assert product_embedder().threads == 1  # type: ignore[attr-defined]
+    monkeypatch.setenv("MEMSVC_EMBEDDER__BACKEND", "hashing")
+    monkeypatch.setenv("MEMSVC_EMBEDDER__OPTIONS", "{}")
+    assert isinstance(product_embedder(), HashingEmbedder)
