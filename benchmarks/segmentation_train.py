@@ -38,10 +38,15 @@ from memsvc.segmenters.base import SegmentItem, sizes_to_labels
 from memsvc.segmenters.boundary import BoundaryModel, BoundarySegmenter
 from memsvc.segmenters.features import FEATURE_NAMES, gap_features
 
-__all__ = ["GRID", "Corpus", "extract", "fit", "main", "predict_labels", "train", "tune_threshold"]
+__all__ = [
+    "CALIBRATIONS", "GRID", "Corpus", "evaluate", "extract", "fit", "load_corpora", "main", "predict_labels", "train",
+    "tune_threshold",
+]
 
 GRID: tuple[float, ...] = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85)
 """Decoding thresholds tried when calibrating."""
+CALIBRATIONS = ("score", "segments")
+"""How the decoding threshold is chosen (``tune_threshold``)."""
 
 
 @dataclass
@@ -182,18 +187,28 @@ def predict_labels(seg: BoundarySegmenter, corpus: Corpus, cache_id: int = 0) ->
 
 def tune_threshold(
     model: BoundaryModel, corpora: Sequence[Corpus], grid: Sequence[float],
-    weights: Sequence[float] | None = None, **decode: Any
+    weights: Sequence[float] | None = None, calibrate: str = "score", **decode: Any
 ) -> tuple[float, dict[float, list[float]]]:
-    """Threshold maximising the (weighted) mean Score over the corpora."""
+    """Decoding threshold for the corpora: with ``calibrate="score"`` the one maximising the (weighted)
+    mean Score; with ``"segments"`` the one whose predicted segments per dialogue match the gold count
+    best (weighted mean of |log(predicted / gold)| over the corpora, ties to the better Score).
+    Returns it and the Score of every corpus at every threshold."""
+    if calibrate not in CALIBRATIONS:
+        raise ValueError(f"calibrate must be one of {CALIBRATIONS}")
     table: dict[float, list[float]] = {}
+    misfit: dict[float, float] = {}
+    share = _shares(weights, len(corpora))
     seg = _CachedSegmenter(model=model, threshold=0.5, **decode)
     for t in grid:
         seg.threshold = t
-        table[t] = [
-            score([d.labels for d in c.dialogues], predict_labels(seg, c, ci))["score"] for ci, c in enumerate(corpora)
-        ]
-    share = _shares(weights, len(corpora))
-    best = max(grid, key=lambda t: float(np.dot(table[t], share)))
+        rows = [score([d.labels for d in c.dialogues], predict_labels(seg, c, ci)) for ci, c in enumerate(corpora)]
+        table[t] = [r["score"] for r in rows]
+        misfit[t] = float(np.dot([abs(np.log(max(r["segments_per_dialogue"]["predicted"], 1e-9)
+                                             / max(r["segments_per_dialogue"]["gold"], 1e-9))) for r in rows], share))
+    if calibrate == "segments":
+        best = min(grid, key=lambda t: (round(misfit[t], 3), -float(np.dot(table[t], share))))
+    else:
+        best = max(grid, key=lambda t: float(np.dot(table[t], share)))
     return best, table
 
 
@@ -206,13 +221,14 @@ def train(
     grid: Sequence[float] = GRID,
     weights: Sequence[float] | None = None,
     members: int = 1,
+    calibrate: str = "score",
     **decode: Any,
 ) -> BoundaryModel:
     """Fit and calibrate a boundary model on the corpora (see the module docstring)."""
     sets = [extract(c, lookahead) for c in corpora]
     model = fit([s[0] for s in sets], [s[1] for s in sets], hidden=hidden, l2=l2, weights=weights, members=members)
     model.meta["lookahead"] = lookahead
-    thr, _ = tune_threshold(model, corpora, grid, weights, lookahead=lookahead, **decode)
+    thr, _ = tune_threshold(model, corpora, grid, weights, calibrate, lookahead=lookahead, **decode)
     if dagger:
         seg = BoundarySegmenter(model=model, threshold=thr, lookahead=lookahead, **decode)
         own = [extract(c, lookahead, predict_labels(seg, c)) for c in corpora]
@@ -220,39 +236,77 @@ def train(
                     [np.concatenate([a[1], b[1]]) for a, b in zip(sets, own, strict=True)], hidden=hidden, l2=l2,
                     weights=weights, members=members)
         model.meta["lookahead"] = lookahead
-        thr, _ = tune_threshold(model, corpora, grid, weights, lookahead=lookahead, **decode)
+        thr, _ = tune_threshold(model, corpora, grid, weights, calibrate, lookahead=lookahead, **decode)
     model.meta.update({"threshold": float(thr), "dagger": dagger, "weights": _shares(weights, len(corpora)),
-                       **decode})
+                       "calibrate": calibrate, **decode})
     return model
+
+
+def _part(spec: str) -> tuple[str, str]:
+    """``FILE``, ``FILE@even`` or ``FILE@odd`` -> (FILE, part): the dialogues at even / odd positions, a
+    fixed split of one file into two halves for held-out checks."""
+    path, _, part = spec.partition("@")
+    if part not in ("", "even", "odd"):
+        raise ValueError(f"{spec}: the part after '@' must be 'even' or 'odd'")
+    return path, part
 
 
 def load_corpora(
     paths: Sequence[str], cache_dir: str | None, use_roles: bool = True, ingested: bool = False
 ) -> list[Corpus]:
-    """Read and embed the files (MiniLM); ``ingested``: as ``Memory.add`` sees them (``segdata.as_ingested``)."""
-    from memsvc.embedders import SentenceTransformerEmbedder
+    """Read and embed the files (the product embedder: MiniLM); ``ingested``: as ``Memory.add`` sees them
+    (``segdata.as_ingested``). A path may end in ``@even`` / ``@odd``: that half of the file's dialogues
+    (the whole file is embedded, so both halves share one cache entry)."""
+    from memsvc.benchmarks.segmentation import product_embedder
 
-    embedder = SentenceTransformerEmbedder()
+    embedder = product_embedder()
     out = []
-    for p in paths:
-        dials = load_dialogues(p, use_roles=use_roles)
+    for spec in paths:
+        path, part = _part(spec)
+        dials = load_dialogues(path, use_roles=use_roles)
         if ingested:
             dials = as_ingested(dials)
-        out.append(Corpus(Path(p).stem, dials, embed_dialogues(dials, embedder, cache_dir, prefixed=ingested)))
+        embs = embed_dialogues(dials, embedder, cache_dir, prefixed=ingested)
+        if part:
+            k = 0 if part == "even" else 1
+            dials, embs = dials[k::2], embs[k::2]
+        out.append(Corpus(Path(path).stem + (f"@{part}" if part else ""), dials, embs))
+    return out
+
+
+def evaluate(model: BoundaryModel, corpora: Sequence[Corpus], reference: bool = True,
+             **decode: Any) -> dict[str, dict[str, Any]]:
+    """Metrics of the model (offline decoding, its tuned threshold) on each corpus; with ``reference``
+    also those of the unlearned ``tiling`` segmenter on the same embeddings (``<name> tiling``)."""
+    from memsvc.segmenters import SEGMENTERS
+
+    seg = BoundarySegmenter(model=model, **decode)
+    out: dict[str, dict[str, Any]] = {}
+    for c in corpora:
+        gold = [d.labels for d in c.dialogues]
+        out[c.name] = score(gold, predict_labels(seg, c))
+        if reference:
+            tiling = SEGMENTERS.create("tiling")
+            out[f"{c.name} tiling"] = score(gold, predict_labels(tiling, c))  # type: ignore[arg-type]
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: train on --data files, write --out."""
+    """Command line: train on --data files, write --out (and score --eval files, held out)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", action="append", required=True, help="training jsonl (repeat)")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--data", action="append", required=True,
+                    help="training jsonl (repeat); FILE@even / FILE@odd: half of its dialogues")
+    ap.add_argument("--out", default=None, help="where to write the model (.npz); omit to only --eval")
+    ap.add_argument("--eval", action="append", default=[],
+                    help="held-out jsonl to score the trained model on (repeat; @even / @odd as for --data)")
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "memsvc-seg"))
     ap.add_argument("--weight", type=float, action="append",
                     help="weight of each --data file in the loss and the threshold choice (default: equal)")
     ap.add_argument("--hidden", type=int, default=0, help="hidden units (0: logistic regression)")
     ap.add_argument("--l2", type=float, default=1e-3)
     ap.add_argument("--members", type=int, default=1, help="ensemble size (seeds 0..members-1)")
+    ap.add_argument("--calibrate", choices=CALIBRATIONS, default="score",
+                    help="threshold: best Score on the training files, or segments per dialogue closest to gold")
     ap.add_argument("--break-depth", type=float, default=None,
                     help="decode with this break_depth while calibrating (default: none)")
     ap.add_argument("--lookahead", type=int, default=3)
@@ -260,13 +314,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--as-ingested", action="store_true",
                     help="train on what Memory.add feeds the segmenter: 'speaker: text' embeddings, speakers on every turn")
     a = ap.parse_args(argv)
+    if a.out is None and not a.eval:
+        ap.error("nothing to do: give --out and/or --eval")
     corpora = load_corpora(a.data, a.cache_dir, ingested=a.as_ingested)
     model = train(corpora, lookahead=a.lookahead, hidden=a.hidden, l2=a.l2, dagger=a.dagger, weights=a.weight,
-                  members=a.members, break_depth=a.break_depth)
+                  members=a.members, calibrate=a.calibrate, break_depth=a.break_depth)
     model.meta["trained_on"] = [c.name for c in corpora]
     model.meta["as_ingested"] = a.as_ingested
-    model.save(a.out)
-    json.dump(model.meta, sys.stdout, indent=1, sort_keys=True)
+    if a.out is not None:
+        model.save(a.out)
+    report: dict[str, Any] = dict(model.meta)
+    if a.eval:
+        held = load_corpora(a.eval, a.cache_dir, ingested=a.as_ingested)
+        report["eval"] = evaluate(model, held, break_depth=a.break_depth)
+    json.dump(report, sys.stdout, indent=1, sort_keys=True)
     print()
     return 0
 
