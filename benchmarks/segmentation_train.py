@@ -243,20 +243,31 @@ def train(
 
 
 def _part(spec: str) -> tuple[str, str]:
-    """``FILE``, ``FILE@even`` or ``FILE@odd`` -> (FILE, part): the dialogues at even / odd positions, a
-    fixed split of one file into two halves for held-out checks."""
+    """``FILE``, ``FILE@even``, ``FILE@odd``, ``FILE@k/n`` or ``FILE@^k/n`` -> (FILE, part)."""
     path, _, part = spec.partition("@")
-    if part not in ("", "even", "odd"):
-        raise ValueError(f"{spec}: the part after '@' must be 'even' or 'odd'")
+    if part and _pick(part, 0) is None:
+        raise ValueError(f"{spec}: the part after '@' must be even, odd, k/n or ^k/n")
     return path, part
+
+
+def _pick(part: str, i: int) -> bool | None:
+    """Whether dialogue ``i`` is in ``part`` (None: not a valid part): ``even``/``odd`` (= ``0/2``/``1/2``),
+    ``k/n`` (fold k of n: i % n == k) or ``^k/n`` (the other folds)."""
+    part = {"even": "0/2", "odd": "1/2"}.get(part, part)
+    neg = part.startswith("^")
+    k, _, n = part.lstrip("^").partition("/")
+    if not (k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
+        return None
+    return (i % int(n) == int(k)) != neg
 
 
 def load_corpora(
     paths: Sequence[str], cache_dir: str | None, use_roles: bool = True, ingested: bool = False
 ) -> list[Corpus]:
     """Read and embed the files (the product embedder: MiniLM); ``ingested``: as ``Memory.add`` sees them
-    (``segdata.as_ingested``). A path may end in ``@even`` / ``@odd``: that half of the file's dialogues
-    (the whole file is embedded, so both halves share one cache entry)."""
+    (``segdata.as_ingested``). A path may end in ``@even`` / ``@odd`` (that half of the file's dialogues),
+    ``@k/n`` (fold k of n: dialogues i with i % n == k) or ``@^k/n`` (all but that fold); the whole file
+    is embedded, so all parts share one cache entry."""
     from memsvc.benchmarks.segmentation import product_embedder
 
     embedder = product_embedder()
@@ -268,8 +279,8 @@ def load_corpora(
             dials = as_ingested(dials)
         embs = embed_dialogues(dials, embedder, cache_dir, prefixed=ingested)
         if part:
-            k = 0 if part == "even" else 1
-            dials, embs = dials[k::2], embs[k::2]
+            keep = [i for i in range(len(dials)) if _pick(part, i)]
+            dials, embs = [dials[i] for i in keep], [embs[i] for i in keep]
         out.append(Corpus(Path(path).stem + (f"@{part}" if part else ""), dials, embs))
     return out
 
@@ -295,10 +306,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line: train on --data files, write --out (and score --eval files, held out)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", action="append", required=True,
-                    help="training jsonl (repeat); FILE@even / FILE@odd: half of its dialogues")
+                    help="training jsonl (repeat); FILE@even / FILE@odd: half of its dialogues, FILE@k/n: fold k of n "
+                    "(dialogue i with i %% n == k), FILE@^k/n: the other folds")
     ap.add_argument("--out", default=None, help="where to write the model (.npz); omit to only --eval")
     ap.add_argument("--eval", action="append", default=[],
-                    help="held-out jsonl to score the trained model on (repeat; @even / @odd as for --data)")
+                    help="held-out jsonl to score the trained model on (repeat; parts as for --data)")
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "memsvc-seg"))
     ap.add_argument("--weight", type=float, action="append",
                     help="weight of each --data file in the loss and the threshold choice (default: equal)")
@@ -307,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--members", type=int, default=1, help="ensemble size (seeds 0..members-1)")
     ap.add_argument("--calibrate", choices=CALIBRATIONS, default="score",
                     help="threshold: best Score on the training files, or segments per dialogue closest to gold")
+    ap.add_argument("--grid-step", type=float, default=None,
+                    help="thresholds tried: 0.30 to 0.85 in this step (default: 0.05)")
     ap.add_argument("--break-depth", type=float, default=None,
                     help="decode with this break_depth while calibrating (default: none)")
     ap.add_argument("--lookahead", type=int, default=3)
@@ -317,8 +331,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.out is None and not a.eval:
         ap.error("nothing to do: give --out and/or --eval")
     corpora = load_corpora(a.data, a.cache_dir, ingested=a.as_ingested)
+    grid = GRID if a.grid_step is None else tuple(
+        round(float(t), 4) for t in np.arange(0.3, 0.85 + 1e-9, a.grid_step))
     model = train(corpora, lookahead=a.lookahead, hidden=a.hidden, l2=a.l2, dagger=a.dagger, weights=a.weight,
-                  members=a.members, calibrate=a.calibrate, break_depth=a.break_depth)
+                  members=a.members, calibrate=a.calibrate, grid=grid, break_depth=a.break_depth)
     model.meta["trained_on"] = [c.name for c in corpora]
     model.meta["as_ingested"] = a.as_ingested
     if a.out is not None:

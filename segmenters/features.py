@@ -21,6 +21,11 @@ Features (``FEATURE_NAMES``, in order):
     words_cur, words_next    log word counts
     spk_known, spk_change    speakers are known; the speaker changes at the gap
     spk_first                the next item's speaker is the one who opened the episode
+    skip_left, skip_right    cosine of the item before the gap's predecessor with the next item, and of the
+                             item before the gap with the one two after it (cos_w1 where they do not exist):
+                             in a two-party chat these pair turns of the same speaker, so a speaker's name
+                             in the embedded text ("speaker: text", as Memory.add embeds turns) does not
+                             pull them apart (+0.005 Score in 4-fold TIAGE cross-validation)
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ __all__ = ["FEATURE_NAMES", "gap_features", "similarity_curve"]
 FEATURE_NAMES: tuple[str, ...] = (
     "cos_w1", "cos_w2", "cos_w3", "cos_seg_next", "cos_seg_right", "max_seg_next", "depth_w2", "drop_w1",
     "right_coh", "left_coh", "log_len", "lookahead", "q_cur_end", "q_cur_any", "q_next_end", "q_next_any",
-    "words_cur", "words_next", "spk_known", "spk_change", "spk_first",
+    "words_cur", "words_next", "spk_known", "spk_change", "spk_first", "skip_left", "skip_right",
 )
 
 
@@ -131,6 +136,8 @@ def gap_features(
             float(known),
             float(known and s_cur != s_nxt),
             float(known and s_first is not None and s_nxt == s_first),
+            float(emb[j - 1] @ nxt) if j > 0 else cos_w1,
+            float(emb[j] @ emb[j + 2]) if j + 2 < m else cos_w1,
         ],
         dtype=np.float32,
     )

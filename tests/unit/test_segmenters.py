@@ -170,6 +170,24 @@ def test_features_see_only_the_context() -> None:
     np.testing.assert_array_equal(x, y)
 
 
+def test_skip_features_pair_same_speaker_turns() -> None:
+    items = synthetic_items(seed=5)
+    emb = np.stack([i.embedding for i in items])
+    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    texts = [i.text for i in items]
+    spk = [i.speaker for i in items]
+    names = list(FEATURE_NAMES)
+    x = gap_features(emb[:6], texts[:6], spk[:6], 2, 3)
+    assert x[names.index("skip_left")] == pytest.approx(float(emb[1] @ emb[3]), abs=1e-6)
+    assert x[names.index("skip_right")] == pytest.approx(float(emb[2] @ emb[4]), abs=1e-6)
+    # at the episode start and at the end of the context they fall back to the adjacent cosine
+    first = gap_features(emb[:3], texts[:3], spk[:3], 0, 3)
+    assert first[names.index("skip_left")] == pytest.approx(first[names.index("cos_w1")])
+    assert first[names.index("skip_right")] == pytest.approx(float(emb[0] @ emb[2]), abs=1e-6)
+    last = gap_features(emb[:4], texts[:4], spk[:4], 2, 3)
+    assert last[names.index("skip_right")] == pytest.approx(last[names.index("cos_w1")])
+
+
 def test_sizes_to_labels() -> None:
     assert sizes_to_labels([2, 1, 3]) == [0, 1, 1, 0, 0, 1]
 
