@@ -1,17 +1,21 @@
 """Train the boundary model of the default segmenter (``segmenters/weights/boundary.npz``).
 
-    python -m memsvc.benchmarks.segmentation_train \\
-        --data ../shared/data/segmentation/tiage_train.jsonl \\
-        --data ../shared/data/segmentation/tiage_dev.jsonl \\
-        --data ../shared/data/segmentation/superdialseg_validation.jsonl \\
-        --out segmenters/weights/boundary.npz
+The shipped weights (see docs/SEGMENTATION_NOTES.md for the recipes compared, held out):
 
-Steps: embed every utterance with MiniLM (cached); features of every gap with the open episode
-starting at the gold boundary before it (teacher forcing; ``--dagger`` adds a second pass where it
-starts at the boundary the first model predicted); fit logistic regression (or a tiny MLP with
+    python -m memsvc.benchmarks.segmentation_train --as-ingested --l2 0.1 --calibrate segments \
+        --grid-step 0.025 --data ../shared/data/segmentation/tiage_train.jsonl \
+        --data ../shared/data/segmentation/tiage_dev.jsonl --weight 0.75 --weight 0.25 \
+        --out segmenters/weights/boundary.npz [--eval HELD_OUT.jsonl ...]
+
+Steps: embed every utterance with the product embedder (MiniLM; cached in ``--cache-dir``); with
+``--as-ingested`` as ``Memory.add`` embeds turns (``"speaker: text"``); features of every gap with the
+open episode starting at the gold boundary before it (teacher forcing; ``--dagger`` adds a second pass
+where it starts at the boundary the first model predicted); fit logistic regression (or a tiny MLP with
 ``--hidden``) by full-batch Adam on class-balanced log loss, each file weighing ``--weight`` (equal by
-default, whatever its size); pick the decoding threshold that maximises the weighted mean Score.
-The shipped weights: the three files above with weights 0.375, 0.375, 0.25 (TIAGE 0.75 in all).
+default, whatever its size); pick the decoding threshold (best weighted mean Score, or with
+``--calibrate segments`` the segment count closest to gold). ``--eval`` scores the model on held-out
+files next to the ``tiling`` reference; ``FILE@even``, ``FILE@odd``, ``FILE@k/n`` and ``FILE@^k/n``
+select part of a file (held-out halves, cross-validation folds).
 """
 
 from __future__ import annotations

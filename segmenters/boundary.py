@@ -2,9 +2,10 @@
 
     GapScoringSegmenter --> BoundarySegmenter
 
-The score of a gap is the probability, from a small ensemble of tiny numpy MLPs, that a topic
-boundary follows item ``j``, given the features of ``segmenters.features`` (block cosines at several
-window sizes, depth, cohesion with the open episode, question marks, lengths, speakers). Weights and
+The score of a gap is the probability, from a numpy logistic regression (or a small ensemble of tiny
+MLPs: the format holds both), that a topic boundary follows item ``j``, given the features of
+``segmenters.features`` (block cosines at several window sizes, depth, cohesion with the open episode,
+skip-one cosines, question marks, lengths, speakers). Weights and
 the decoding settings they were tuned with ship in ``segmenters/weights/boundary.npz``. Retrain with
 ``python -m memsvc.benchmarks.segmentation_train`` (see docs/SEGMENTATION_NOTES.md).
 
