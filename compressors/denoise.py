@@ -32,6 +32,10 @@ class Denoiser:
     rate: float = 0.7
     embed: bool = True
     """Units are embedded from their compressed text (denoising)."""
+    mix: float = 1.0
+    """With ``embed``: weight of the compressed text's embedding in the unit vector, the rest being the
+    original text's (``normalize(mix·v_compressed + (1 − mix)·v_original)``); 1 embeds the compressed
+    text alone."""
     lexical: bool = False
     """The keyword index holds the compressed text too."""
     returns_compressed: bool = False
@@ -42,6 +46,8 @@ class Denoiser:
     def __post_init__(self) -> None:
         if not 0.0 < self.rate <= 1.0:
             raise ConfigError(f"compressor rate must be in (0, 1], got {self.rate!r}")
+        if not 0.0 <= self.mix <= 1.0:
+            raise ConfigError(f"denoise mix must be in [0, 1], got {self.mix!r}")
 
     @property
     def producer(self) -> dict[str, str]:

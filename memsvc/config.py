@@ -80,6 +80,9 @@ class CompressorConfig(ComponentConfig):
     backend: str = "selfinfo"
     denoise: bool = False
     """Embed the compressed turn text. Off by default: it lowered LoCoMo recall (docs/COMPRESSION_NOTES.md)."""
+    denoise_mix: float = Field(default=1.0, ge=0.0, le=1.0)
+    """With ``denoise``: weight of the compressed text's embedding in a turn's vector (the rest is the
+    original text's embedding); 1 = the compressed text alone."""
     rate: float = Field(default=0.7, gt=0.0, le=1.0)
     """Share of cl100k tokens kept."""
     returns: Literal["original", "compressed"] = "original"

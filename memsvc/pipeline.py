@@ -160,7 +160,7 @@ class Ingestor:
         annotated = [unit_text(e.role, e.name, e.text, e.timestamp or now, self.resolve_dates) for _, e in fresh]
         texts = [t for t, _ in annotated]
         ctexts = self.denoiser.texts(texts) if self.denoiser else None
-        vecs = self.embedder.embed(ctexts if ctexts is not None and self.denoiser.embed else texts)
+        vecs = self._embed_turns(texts, ctexts)
         seq0 = self.sql.max_seq(scope)
         producer = {"embedder": self.embedder.name, "embedder_version": self.embedder.version}
         ev_rows, unit_rows, src_rows, points = [], [], [], []
@@ -210,8 +210,17 @@ class Ingestor:
             context = self.denoiser.text(context)
         return lexical_doc(u, context, compressed=True)
 
-    def _embed_inputs(self, texts: Sequence[str]) -> list[str]:
-        return self.denoiser.texts(texts) if self.denoiser is not None and self.denoiser.embed else list(texts)
+    def _embed_turns(self, texts: Sequence[str], compressed: Sequence[str] | None = None) -> np.ndarray:
+        """Turn vectors: of the text, or with denoising of its compressed text (``compressed``, computed
+        when not given), mixed with the text's own embedding by ``Denoiser.mix``."""
+        den = self.denoiser
+        if den is None or not den.embed or not texts:
+            return self.embedder.embed(list(texts))
+        comp = list(compressed) if compressed is not None else den.texts(texts)
+        vc = self.embedder.embed(comp)
+        if den.mix >= 1.0:
+            return vc
+        return normalize_rows(den.mix * vc + (1.0 - den.mix) * self.embedder.embed(list(texts)))
 
     def _mark(self, u: UnitRow, compressed: str) -> bool:
         """Record ``compressed`` as the unit's compressed text; True when that changed the unit."""
@@ -284,7 +293,7 @@ class Ingestor:
         vecs = self.vectors.fetch(eids)
         missing = [i for i in eids if i not in vecs]
         if missing:  # index lost them: re-embed from SQL text (the truth)
-            got = self.embedder.embed(self._embed_inputs([self._text(evs[i]) for i in missing]))
+            got = self._embed_turns([self._text(evs[i]) for i in missing])
             vecs.update(dict(zip(missing, got, strict=True)))
         op = _Open(unit_id=unit.id)
         for i in eids:
@@ -401,7 +410,8 @@ class Ingestor:
         turns = [u for u in units if u.level != Level.EPISODE.value]
         episodes = [u for u in units if u.level == Level.EPISODE.value]
         points: list[VectorPoint] = []
-        inputs = {u.id: u.text for u in units}
+        texts = {u.id: u.text for u in units}
+        inputs = dict(texts)  # what each unit is embedded from (its compressed text when denoising)
         if self.denoiser is not None:
             den = [u for u in units if _denoisable(u)]
             changed = []
@@ -413,7 +423,7 @@ class Ingestor:
             if changed:  # units stored before denoising was on (or by another compressor)
                 self.sql.write(units=changed)
         if turns:
-            vecs = self.embedder.embed([inputs[u.id] for u in turns])
+            vecs = self._embed_turns([texts[u.id] for u in turns], [inputs[u.id] for u in turns])
             points += [self._point(u, v) for u, v in zip(turns, vecs, strict=True)]
             self.vectors.upsert(points)
         if episodes:

@@ -66,7 +66,7 @@ def _denoiser(settings: Settings) -> Denoiser | None:
     from memsvc.compressors import PROMPT_COMPRESSORS
 
     return Denoiser(PROMPT_COMPRESSORS.create(cfg.backend, **cfg.options), rate=cfg.rate, embed=cfg.denoise,
-                    lexical=cfg.lexical == "compressed", returns_compressed=cfg.returns == "compressed")
+                    mix=cfg.denoise_mix, lexical=cfg.lexical == "compressed", returns_compressed=cfg.returns == "compressed")
 
 
 class MemoryService:

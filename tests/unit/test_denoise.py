@@ -163,3 +163,22 @@ def test_compressed_text_returned_without_denoising(tmp_path: Path, minilm: Any)
         np.testing.assert_allclose(v, want / np.linalg.norm(want), atol=1e-5)
         hits = m.search("How much was the charity race for?", user_id="u1", limit=5)
         assert hits[0].id == ids[3] and hits[0].text == u.meta["compressed_text"]
+
+
+def test_denoise_mix_blends_the_compressed_and_original_embeddings(tmp_path: Path, minilm: Any) -> None:
+    def expected(u: Any, mix: float) -> np.ndarray:
+        vc, vo = minilm.embed([u.meta["compressed_text"]])[0], minilm.embed([u.text])[0]
+        v = mix * vc + (1 - mix) * vo
+        return v / np.linalg.norm(v)
+
+    with Memory(_settings(tmp_path / "a", denoise_mix=0.5), embedder=minilm) as m:
+        ids = _add(m)
+        vecs = m.service.vectors.fetch(ids)
+        for uid in ids:
+            np.testing.assert_allclose(vecs[uid], expected(_unit(m, uid), 0.5), atol=1e-5)
+    # a reindex under another mix re-blends from SQL text (the truth)
+    with Memory(_settings(tmp_path / "a", denoise_mix=0.25), embedder=minilm, reindex=True) as m:
+        v = m.service.vectors.fetch([ids[1]])[ids[1]]
+        np.testing.assert_allclose(v, expected(_unit(m, ids[1]), 0.25), atol=1e-5)
+    with pytest.raises(ValidationError):
+        _settings(tmp_path / "b", denoise_mix=1.5)
