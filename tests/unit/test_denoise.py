@@ -43,7 +43,7 @@ def _unit(m: Memory, uid: str) -> Any:
 
 
 def test_turn_vector_is_the_embedding_of_its_compressed_text(tmp_path: Path, minilm: Any) -> None:
-    with Memory(_settings(tmp_path), embedder=minilm) as m:
+    with Memory(_settings(tmp_path, denoise_mix=1.0), embedder=minilm) as m:
         ids = _add(m)
         svc = m.service
         vecs = svc.vectors.fetch(ids)
@@ -115,7 +115,7 @@ def test_denoise_off_stores_no_compressed_text(tmp_path: Path, minilm: Any) -> N
 def test_reindex_compresses_units_stored_before_denoising(tmp_path: Path, minilm: Any) -> None:
     with Memory(Settings(data_dir=tmp_path), embedder=minilm) as m:
         ids = _add(m)
-    with Memory(_settings(tmp_path, returns="compressed"), embedder=minilm, reindex=True) as m:
+    with Memory(_settings(tmp_path, returns="compressed", denoise_mix=1.0), embedder=minilm, reindex=True) as m:
         u = _unit(m, ids[2])
         assert u.compressor == "selfinfo" and "Boston" in u.meta["compressed_text"]
         v = m.service.vectors.fetch([ids[2]])[ids[2]]
