@@ -356,7 +356,10 @@ def find_spans(text: str, ref: datetime) -> list[TimeSpan]:
             a, b = m.span()
             if any(a < y and x < b for x, y in taken):
                 continue
-            got = _resolve(name, m, ref)
+            try:
+                got = _resolve(name, m, ref)
+            except (ValueError, OverflowError):  # "6,000 years ago": outside the calendar datetime holds
+                got = None
             if got is None:
                 continue
             taken.append((a, b))

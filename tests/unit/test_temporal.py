@@ -138,6 +138,14 @@ def test_annotate_writes_absolute_dates_next_to_relative_ones() -> None:
     assert annotate("nothing here", REF) == ("nothing here", [])
 
 
+@pytest.mark.parametrize("text", ["the pyramid was built 5000 years ago", "10000 years ago",
+                                  "in the last 3000 years", "1000000 days ago", "99999999 weeks ago"])
+def test_expressions_outside_the_calendar_are_left_alone(text: str) -> None:
+    # a turn about ancient history must not stop ingestion: datetime holds years 1..9999 only
+    assert annotate(text, REF) == (text, [])
+    assert parse_query(text, REF).spans == ()
+
+
 def test_spans_do_not_overlap_and_keep_order() -> None:
     spans = find_spans("yesterday, last week and in May 2023", REF)
     assert [s.text for s in spans] == ["yesterday", "last week", "May 2023"]
