@@ -42,8 +42,10 @@ def run_longmemeval(
     step: int = 1,
     limit: int | None = None,
     progress: Callable[[str], None] | None = None,
+    embedder: Any = None,
 ) -> dict[str, Any]:
-    """Run the benchmark; ``step`` keeps every S-th question, ``limit`` the first N of those."""
+    """Run the benchmark; ``step`` keeps every S-th question, ``limit`` the first N of those;
+    ``embedder``: an embedder instance to use instead of the settings' one (e.g. a ``CachedEmbedder``)."""
     from memsvc import Memory
     from memsvc.tokens import count_tokens
 
@@ -60,7 +62,7 @@ def run_longmemeval(
             skipped_abs += 1
             continue
         with tempfile.TemporaryDirectory(prefix="memsvc-bench-") as d:
-            m = Memory(settings, path=d)
+            m = Memory(settings, path=d, **({"embedder": embedder} if embedder is not None else {}))
             try:
                 ing = ingest_longmemeval(m, q, "u")
                 add_s += ing.add_seconds
@@ -84,6 +86,9 @@ def run_longmemeval(
                     sess[b].append(float(want <= got))
             finally:
                 m.close()
+                save = getattr(embedder, "save", None)
+                if save is not None:
+                    save()
         if progress:
             progress(f"{q.question_id}: " + " ".join(f"@{b}={_pct(rec[b]):.1f}" for b in budgets))
     return {

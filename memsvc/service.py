@@ -319,7 +319,7 @@ class MemoryService:
             out = _dedup(ranking.hits, limit or cfg.default_limit)
         else:
             out = pack(ranking.hits, budget_tokens, cfg.separator, limit, ranking.episodes, ranking.episode_of,
-                       cfg.episode_fill)
+                       cfg.episode_fill, cfg.cost_exponent, cfg.cost_floor_tokens)
         t2 = time.perf_counter()
         if self.access.record([h.id for h in out]):
             self.access.flush(self)

@@ -350,6 +350,17 @@ class SQLRecordStore:
                     out[uid].append(eid)
         return dict(out)
 
+    def roles(self, scope: Scope, event_ids: Sequence[str]) -> dict[str, str | None]:
+        """``event id -> role`` ("user", "assistant", ...) of chat events (a turn unit's id is its event's)."""
+        out: dict[str, str | None] = {}
+        with self.session() as s:
+            for chunk in _chunks(list(event_ids)):
+                q = select(EventRow.id, EventRow.role).where(
+                    EventRow.tenant_id == scope.tenant, EventRow.user_id == scope.user, EventRow.id.in_(chunk)
+                )
+                out.update({i: r for i, r in s.execute(q)})
+        return out
+
     def positions(self, scope: Scope, event_ids: Sequence[str]) -> dict[str, tuple[int, str | None, str | None]]:
         """``event id -> (seq, session_id, stream_id)``: where each event sits in the user's history."""
         out: dict[str, tuple[int, str | None, str | None]] = {}

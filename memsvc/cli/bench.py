@@ -176,6 +176,8 @@ def bench_longmemeval(
     limit: Annotated[
         int | None, typer.Option(min=1, help="Only the first N questions (after --step).")
     ] = None,
+    embed_cache: Annotated[Path | None, typer.Option(help="Keep embedder outputs in this .npz file between "
+                                                     "runs (same vectors, computed once).")] = None,
     results_dir: ResultsDir = None,
 ) -> None:
     """LongMemEval has_answer turn recall and all-answer-sessions recall at token budgets."""
@@ -184,12 +186,19 @@ def bench_longmemeval(
     started = _start()
     bs = parse_budgets(budgets)
     settings = Settings()
-    result = run_longmemeval(data, bs, settings, step, limit, progress=_log)
+    embedder = None
+    if embed_cache is not None:
+        from memsvc.benchmarks.embed_cache import CachedEmbedder
+        from memsvc.embedders import EMBEDDERS
+
+        embedder = CachedEmbedder(EMBEDDERS.create(settings.embedder.backend, **settings.embedder.options), embed_cache)
+    result = run_longmemeval(data, bs, settings, step, limit, progress=_log, embedder=embedder)
     _finish(
         "longmemeval",
         result,
         settings,
-        {"data": str(data), "budgets": bs, "step": step, "limit": limit},
+        {"data": str(data), "budgets": bs, "step": step, "limit": limit,
+         "embed_cache": str(embed_cache) if embed_cache else None},
         results_dir,
         started,
     )

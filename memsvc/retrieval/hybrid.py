@@ -41,7 +41,7 @@ from memsvc.retrieval.temporal import TimeConstraint, parse_query, temporal_scor
 from memsvc.stores import LexicalIndex, Scope, VectorFilter, VectorStore
 from memsvc.stores.sql import SQLRecordStore, UnitHead, UnitView
 
-__all__ = ["HybridRetriever", "Ranking"]
+__all__ = ["HybridRetriever", "Ranking", "query_party"]
 
 _TURN = Level.TURN.value
 _EPISODE = Level.EPISODE.value
@@ -291,6 +291,7 @@ class HybridRetriever:
         with sw("fetch"):
             self._fill_dense(scope, qv, [u for u in rows if u not in ids], raw, comp, dmax)  # summaries, scenes
         self._speaker(query, rows, pos, comp)
+        self._role(scope, query, rows, comp)
         video = self._video_target(scope, tc, flt)
         for uid, r in rows.items():
             cu = comp[uid]
@@ -446,6 +447,27 @@ class HybridRetriever:
             if n in named:
                 comp[u]["speaker"] = self.cfg.speaker_weight
 
+    def _role(self, scope: Scope, query: str, rows: Mapping[str, UnitHead], comp: dict[str, dict[str, float]]) -> None:
+        """Boost the turns of the party the query is about, in a user-assistant memory: a first-person
+        question ("where did I ...", "my ...") is about the user, whose own turns state their facts (an
+        assistant's long answers share the topic's words but rarely hold them); a question about what the
+        assistant said ("you recommended", "our previous conversation") is about the assistant's turns.
+        Only when the candidates hold both ``user`` and ``assistant`` turns (chats between named people
+        are left alone)."""
+        w = self.cfg.role_weight
+        if w <= 0:
+            return
+        who = query_party(query)
+        if who is None:
+            return
+        turns = [u for u, r in rows.items() if r.level == _TURN and r.stream_id is None]
+        roles = self.sql.roles(scope, sorted(turns))
+        if not {"user", "assistant"} <= set(roles.values()):
+            return
+        for u, role in roles.items():
+            if role == who:
+                comp[u]["role"] = w
+
     def _video_target(self, scope: Scope, tc: TimeConstraint, flt: VectorFilter) -> dict[str, datetime] | None:
         if tc.video_offset is None:
             return None
@@ -465,6 +487,27 @@ class HybridRetriever:
             end_time=u.end_ts, source_ids=list(sources), user_id=u.user_id, session_id=u.session_id,
             stream_id=u.stream_id, components=components, metadata=meta, seq=seq,
         )
+
+
+_FIRST_PERSON = re.compile(r"\b(i|me|my|mine|myself)\b", re.IGNORECASE)
+_ABOUT_ASSISTANT = re.compile(
+    r"\byou\s+(said|told|mentioned|recommended|suggested|gave|provided|listed|shared|wrote|explained|described|"
+    r"proposed|came up with|created|made)\b|\byour\s+(answer|advice|suggestions?|recommendations?|list|response|"
+    r"explanation)\b|\bremind me\b|\b(our|the|that)\s+(previous|earlier|last|past)\s+(conversation|chat|discussion|"
+    r"exchange)\b",
+    re.IGNORECASE,
+)
+
+
+def query_party(query: str) -> str | None:
+    """Whose turns a question is about: ``"assistant"`` when it asks what the assistant said ("what
+    sealant you recommended", "remind me", "our previous conversation"), ``"user"`` when it speaks in
+    the first person otherwise ("where did I buy my racket?"), else None."""
+    if _ABOUT_ASSISTANT.search(query):
+        return "assistant"
+    if _FIRST_PERSON.search(query):
+        return "user"
+    return None
 
 
 def _speaker_of(text: str) -> str | None:

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from memsvc.models import Hit
 from memsvc.tokens import count_tokens
 
-__all__ = ["format_context", "order_key", "pack"]
+__all__ = ["by_value_per_token", "format_context", "order_key", "pack"]
 
 def order_key(hit: Hit) -> tuple[float, int, str]:
     """Chronological order of packed hits: time, then position in the user's history, then id."""
@@ -110,16 +110,23 @@ def pack(
     episodes: Mapping[str, Hit] | None = None,
     episode_of: Mapping[str, str] | None = None,
     episode_fill: float = 0.5,
+    cost_exponent: float = 0.0,
+    cost_floor: int = 64,
 ) -> list[Hit]:
     """Hits that fit ``budget_tokens`` once formatted, chronological. Greedy by rank: a hit whose
     sources are already packed is skipped; one that does not fit is skipped (a smaller later one may).
-    Then an episode holding at least ``episode_fill`` of its turns among the packed ones replaces them
-    when it fits. The real token count of the final text is checked; lowest-ranked hits go first if
-    the estimate was short."""
+    With ``cost_exponent`` > 0 the greedy order is by value per token instead: a hit longer than
+    ``cost_floor`` tokens competes with ``score * (cost_floor / tokens) ** cost_exponent`` (a 400-token
+    answer must score well above the short turns it would crowd out; hits up to ``cost_floor`` tokens
+    keep their order). Then an episode holding at least ``episode_fill`` of its turns among the packed
+    ones replaces them when it fits. The real token count of the final text is checked; lowest-ranked
+    hits go first if the estimate was short."""
     sep_cost = count_tokens(separator) if separator else 0
     rank: dict[str, int] = {}
     layout = _Layout(sep_cost)
     covered: set[str] = set()
+    if cost_exponent > 0:
+        hits = by_value_per_token(hits, cost_exponent, cost_floor)
     for h in hits:
         if limit is not None and len(layout.hits) >= limit:
             break
@@ -146,6 +153,18 @@ def pack(
         worst = max(chosen, key=lambda c: rank.get(c.id, -1))
         chosen.remove(worst)
     return chosen
+
+
+def by_value_per_token(hits: Sequence[Hit], exponent: float, floor: int = 64) -> list[Hit]:
+    """``hits`` in packing order: by ``score * (floor / max(tokens, floor)) ** exponent``, best first
+    (stable: equal values keep their rank order). Sets each hit's ``tokens``."""
+    def value(h: Hit) -> float:
+        h.tokens = count_tokens(h.text)
+        return h.score * (floor / max(h.tokens, floor)) ** exponent
+
+    vals = [value(h) for h in hits]
+    order = sorted(range(len(hits)), key=lambda i: -vals[i])
+    return [hits[i] for i in order]
 
 
 def _fill_episodes(
