@@ -167,7 +167,7 @@ class RetrievalConfig(BaseModel):
     """Weight of the turn's episode score (its dense + lexical parts, 0..2): the topic it belongs to."""
     speaker_weight: float = 0.2
     """Added to turns whose speaker the query names."""
-    role_weight: float = 0.0
+    role_weight: float = 0.5
     """Added to the turns of the party a question is about when a memory holds both ``user`` and
     ``assistant`` turns: the user's own turns for a first-person question ("where did I ..."), the
     assistant's for one about what it said ("you recommended", "our previous conversation")."""
@@ -180,10 +180,11 @@ class RetrievalConfig(BaseModel):
     episode_fill: float = 0.5
     """When packed turns make up at least this share of an episode, the whole episode replaces them
     if it fits (above 1: never)."""
-    cost_exponent: float = Field(default=0.0, ge=0.0)
+    cost_exponent: float = Field(default=0.5, ge=0.0)
     """Packing by value per token: a hit longer than ``cost_floor_tokens`` is packed in the order of
-    ``score * (cost_floor_tokens / tokens) ** cost_exponent`` (0: plain rank order)."""
-    cost_floor_tokens: int = Field(default=64, ge=1)
+    ``score * (cost_floor_tokens / tokens) ** cost_exponent`` (0: plain rank order); turns of the party
+    the question is about (``role_weight``) are not discounted."""
+    cost_floor_tokens: int = Field(default=128, ge=1)
     """Hits up to this many tokens keep their rank order under ``cost_exponent``."""
     annotate_dates: bool = True
     """Write absolute dates next to relative expressions in stored turns ("yesterday [2023-05-07]")."""

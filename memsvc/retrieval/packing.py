@@ -111,14 +111,15 @@ def pack(
     episode_of: Mapping[str, str] | None = None,
     episode_fill: float = 0.5,
     cost_exponent: float = 0.0,
-    cost_floor: int = 64,
+    cost_floor: int = 128,
 ) -> list[Hit]:
     """Hits that fit ``budget_tokens`` once formatted, chronological. Greedy by rank: a hit whose
     sources are already packed is skipped; one that does not fit is skipped (a smaller later one may).
     With ``cost_exponent`` > 0 the greedy order is by value per token instead: a hit longer than
     ``cost_floor`` tokens competes with ``score * (cost_floor / tokens) ** cost_exponent`` (a 400-token
     answer must score well above the short turns it would crowd out; hits up to ``cost_floor`` tokens
-    keep their order). Then an episode holding at least ``episode_fill`` of its turns among the packed
+    keep their order), except the turns of the party the question is about (a ``role`` part: the
+    user's own words for "where did I ...", the assistant's answer for "what did you recommend"). Then an episode holding at least ``episode_fill`` of its turns among the packed
     ones replaces them when it fits. The real token count of the final text is checked; lowest-ranked
     hits go first if the estimate was short."""
     sep_cost = count_tokens(separator) if separator else 0
@@ -155,11 +156,14 @@ def pack(
     return chosen
 
 
-def by_value_per_token(hits: Sequence[Hit], exponent: float, floor: int = 64) -> list[Hit]:
+def by_value_per_token(hits: Sequence[Hit], exponent: float, floor: int = 128) -> list[Hit]:
     """``hits`` in packing order: by ``score * (floor / max(tokens, floor)) ** exponent``, best first
-    (stable: equal values keep their rank order). Sets each hit's ``tokens``."""
+    (stable: equal values keep their rank order); hits with a ``role`` part keep their score. Sets each
+    hit's ``tokens``."""
     def value(h: Hit) -> float:
         h.tokens = count_tokens(h.text)
+        if h.components.get("role", 0.0) > 0:  # a turn of the party the question is about: its own words
+            return h.score
         return h.score * (floor / max(h.tokens, floor)) ** exponent
 
     vals = [value(h) for h in hits]

@@ -228,3 +228,70 @@ def test_search_reports_where_its_time_went(store: tuple[Memory, list[str]]) -> 
     parts = sum(v for k, v in t.items() if k not in ("total", "retrieve", "pack", "access"))
     assert parts == pytest.approx(t["total"], abs=0.05)  # the stages account for the retriever's time
     assert t["retrieve"] >= t["total"] - 0.05
+
+
+# -- a user-assistant memory: whose turns a question is about ---------------------------------------
+ASSISTANT_CHAT = [
+    (T0, [("user", "I'm thinking about getting a new tennis racket, any tips?"),
+          ("assistant", "When choosing a new tennis racket, look at head size, weight, balance and string pattern. "
+                        "A bigger head gives a larger sweet spot; a heavier racket is more stable. Many players buy "
+                        "a racket at a specialty tennis shop where they can demo it first. I recommend a "
+                        "16x19 string pattern and a grip size that fits your hand.")]),
+    (T0 + timedelta(days=9), [
+          ("user", "I finally bought my new tennis racket at the sports outlet near the mall."),
+          ("assistant", "Congratulations on the new tennis racket! Where you buy a racket matters less than how it "
+                        "feels: a sports outlet, a tennis shop or an online store can all sell a great racket. "
+                        "Remember to restring your tennis racket regularly.")]),
+]
+
+
+@pytest.fixture(scope="module")
+def chat_store(minilm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Memory, list[str]]]:  # type: ignore[no-untyped-def]
+    m = Memory(path=tmp_path_factory.mktemp("chat"), embedder=minilm)
+    ids: list[str] = []
+    for i, (ts, turns) in enumerate(ASSISTANT_CHAT):
+        ids += m.add(messages=[{"role": r, "content": t} for r, t in turns], user_id="u1", session_id=f"c{i}",
+                     timestamp=ts)
+    yield m, ids
+    m.close()
+
+
+@pytest.mark.parametrize(("query", "party"), [
+    ("Where did I buy my new tennis racket?", "user"),
+    ("What is my current record in the volleyball league?", "user"),
+    ("Can you remind me what string pattern you recommended for my racket?", "assistant"),
+    ("I wanted to follow up on our previous conversation about rackets.", "assistant"),
+    ("What did Caroline say about adoption?", None),
+    ("Where is the nearest tennis shop?", None),
+])
+def test_query_party(query: str, party: str | None) -> None:
+    from memsvc.retrieval.hybrid import query_party
+
+    assert query_party(query) == party
+
+
+def test_first_person_question_prefers_the_users_own_turns(chat_store: tuple[Memory, list[str]]) -> None:
+    m, ids = chat_store
+    assert m.settings.retrieval.role_weight > 0
+    hits = m.search("Where did I buy my new tennis racket?", user_id="u1", limit=4)
+    assert hits[0].id == ids[2]  # the user's own statement, over the assistant's keyword-rich answers
+    by_id = {h.id: h for h in hits}
+    assert by_id[ids[2]].components["role"] == m.settings.retrieval.role_weight
+    assert all("role" not in h.components for h in hits if h.id in (ids[1], ids[3]))
+    # at a budget that holds one turn, it is the user's
+    got = m.search("Where did I buy my new tennis racket?", user_id="u1", budget_tokens=30)
+    assert [h.id for h in got] == [ids[2]]
+
+
+def test_question_about_the_assistants_words_prefers_its_turns(chat_store: tuple[Memory, list[str]]) -> None:
+    m, ids = chat_store
+    hits = m.search("Can you remind me what string pattern you recommended?", user_id="u1", limit=4)
+    assert hits[0].id == ids[1]
+    assert hits[0].components["role"] == m.settings.retrieval.role_weight
+    assert all("role" not in h.components for h in hits if h.id in (ids[0], ids[2]))
+
+
+def test_named_speakers_get_no_role_part(store: tuple[Memory, list[str]]) -> None:
+    m, _ = store  # LoCoMo-style: every turn is role "user" with a name
+    hits = m.search("What did I say about my adoption agency?", user_id="u1", limit=6)
+    assert hits and all("role" not in h.components for h in hits)

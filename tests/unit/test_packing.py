@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from memsvc._types import Level
 from memsvc.models import Hit
-from memsvc.retrieval.packing import format_context, order_key, pack
+from memsvc.retrieval.packing import by_value_per_token, format_context, order_key, pack
 from memsvc.tokens import count_tokens
 
 T0 = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
@@ -31,9 +31,10 @@ hit_lists = st.lists(
 
 @settings(max_examples=200, deadline=None)
 @given(hits=hit_lists, budget=st.integers(1, 600), limit=st.one_of(st.none(), st.integers(1, 10)),
-       sep=st.sampled_from(["\n", "\n\n", " | "]))
-def test_never_over_budget_and_chronological(hits: list[Hit], budget: int, limit: int | None, sep: str) -> None:
-    got = pack(hits, budget, sep, limit)
+       sep=st.sampled_from(["\n", "\n\n", " | "]), cost_exponent=st.sampled_from([0.0, 0.5, 1.0]))
+def test_never_over_budget_and_chronological(hits: list[Hit], budget: int, limit: int | None, sep: str,
+                                             cost_exponent: float) -> None:
+    got = pack(hits, budget, sep, limit, cost_exponent=cost_exponent, cost_floor=16)
     assert count_tokens(format_context(got, sep)) <= budget
     assert [order_key(h) for h in got] == sorted(order_key(h) for h in got)
     assert limit is None or len(got) <= limit
@@ -70,3 +71,26 @@ def test_whole_episode_replaces_most_of_its_turns() -> None:
     tight = count_tokens(format_context(pack(turns[:3], 1000)))
     got = pack(turns[:3], tight + 1, episodes={"ep": ep}, episode_of=of, episode_fill=0.5)
     assert [h.id for h in got] == [t.id for t in turns[:3]]
+
+
+def test_value_per_token_lets_short_turns_past_a_long_one() -> None:
+    long = "assistant: " + "Here are some general tips about rackets and strings. " * 30  # ~330 tokens
+    hits = [turn(0, long, "s1", 0, 2.0)] + [turn(i, f"user: I bought item number {i} at the shop.", "s1", 0, 1.9 - i / 100)
+                                            for i in range(1, 11)]
+    by_rank = pack(hits, 400)
+    assert hits[0] in by_rank and len(by_rank) < 8
+    by_value = pack(hits, 400, cost_exponent=0.5, cost_floor=64)
+    assert hits[0] not in by_value and len(by_value) == 10  # (64/330) ** 0.5 * 2.0 < 1.8: after every short turn
+    # short hits keep their rank order among themselves; equal values keep rank order (stable)
+    order = by_value_per_token(hits, 0.5, 64)
+    assert order[:10] == hits[1:] and order[10] is hits[0]
+    assert by_value_per_token(hits[1:], 1.0, 64) == hits[1:]
+    assert all(h.tokens == count_tokens(h.text) for h in hits)
+
+
+def test_value_per_token_spares_the_turns_of_the_party_asked_about() -> None:
+    answer = "assistant: " + "The back-end languages I recommended are Python, Java and Go. " * 20
+    hits = [turn(0, answer, "s1", 0, 2.0)] + [turn(i, f"user: short line {i}", "s1", 0, 1.5) for i in range(1, 6)]
+    assert by_value_per_token(hits, 0.5, 64)[0] is not hits[0]
+    hits[0].components["role"] = 0.5  # the question asks what the assistant said
+    assert by_value_per_token(hits, 0.5, 64)[0] is hits[0]
