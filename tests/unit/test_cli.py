@@ -196,6 +196,15 @@ def test_bench_longmemeval(tmp_path: Path) -> None:
         str(tmp_path / "res2"),
     )
     assert json.loads(res.stdout)["questions"] == 1
+    # --embed-cache: the same figures, the vectors kept in a file for the next run
+    cache = tmp_path / "emb.npz"
+    runs = []
+    for _ in range(2):
+        r = invoke("bench", "longmemeval", "--data", str(data), "--budgets", "30,100000", "--embed-cache",
+                   str(cache), "--results-dir", str(tmp_path / "res3"))
+        runs.append(json.loads(r.stdout))
+    assert cache.is_file()
+    assert runs[0]["recall"] == runs[1]["recall"] == out["recall"]
 
 
 def test_bench_latency_tiny(tmp_path: Path) -> None:
