@@ -28,8 +28,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from memsvc.benchmarks.datasets import ingest_longmemeval, iter_steps, load_longmemeval, parse_longmemeval_date
-from memsvc.benchmarks.evidence import covered, recall_from_hits
+from memsvc.benchmarks.datasets import (
+    ingest_longmemeval,
+    iter_steps,
+    load_longmemeval,
+    parse_longmemeval_date,
+)
+from memsvc.benchmarks.evidence import recall_from_hits
 
 
 def _settings(overrides: dict[str, Any] | None = None) -> Any:
