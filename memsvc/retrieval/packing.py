@@ -119,9 +119,10 @@ def pack(
     ``cost_floor`` tokens competes with ``score * (cost_floor / tokens) ** cost_exponent`` (a 400-token
     answer must score well above the short turns it would crowd out; hits up to ``cost_floor`` tokens
     keep their order), except the turns of the party the question is about (a ``role`` part: the
-    user's own words for "where did I ...", the assistant's answer for "what did you recommend"). Then an episode holding at least ``episode_fill`` of its turns among the packed
-    ones replaces them when it fits. The real token count of the final text is checked; lowest-ranked
-    hits go first if the estimate was short."""
+    user's own words for "where did I ...", the assistant's answer for "what did you recommend").
+    Then an episode holding at least ``episode_fill`` of its turns among the packed ones replaces them
+    when it fits. The real token count of the final text is checked; lowest-ranked hits go first if
+    the estimate was short."""
     sep_cost = count_tokens(separator) if separator else 0
     rank: dict[str, int] = {}
     layout = _Layout(sep_cost)
