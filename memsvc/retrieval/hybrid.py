@@ -11,14 +11,16 @@ For a query the retriever
 3. scores each turn as a weighted sum of normalised parts (score fusion; each part is 1 for the best
    candidate of its list): ``dense`` ((cos - floor) / (best cos - floor)), ``lexical`` (BM25 / best),
    ``context`` (the best context window holding the turn), ``episode`` (its episode's dense + lexical
-   score: the topic it belongs to), ``speaker`` (the query names the turn's speaker), ``temporal`` (1
-   inside the asked time, decaying outside: MRAG, Zhang et al. 2024), ``recency`` (for "current /
-   latest" questions) and ``video`` ("at minute 12 of the video").
+   score: the topic it belongs to), ``speaker`` (the query names the turn's speaker), ``role`` (in a
+   user-assistant memory, the turn is by the party the question is about: the user for "where did I
+   ...", the assistant for "what did you recommend"), ``temporal`` (1 inside the asked time, decaying
+   outside: MRAG, Zhang et al. 2024), ``recency`` (for "current / latest" questions) and ``video`` ("at
+   minute 12 of the video").
 
 Every hit carries these parts in ``components`` (plus the raw cosine / BM25 as ``*_raw``). Ties break by
 position in the user's history, then unit id, so equal input ranks identically (even in another store,
 where the random ids differ). Weights live in ``RetrievalConfig``; the defaults were
-tuned on the LoCoMo development set (docs/RETRIEVAL_NOTES.md).
+tuned on the LoCoMo development set, ``role_weight`` on LongMemEval-S dev (docs/RETRIEVAL_NOTES.md).
 """
 
 from __future__ import annotations
