@@ -373,20 +373,11 @@ class SQLRecordStore:
     def preceding(
         self, scope: Scope, event_ids: Sequence[str], n: int
     ) -> tuple[dict[str, tuple[int, str | None, str | None]], dict[int, tuple[str, str | None, str | None]]]:
-        """``positions(event_ids)``, and ``events_at`` the ``n`` positions before each: two index
-        lookups on one connection (a range self-join is planned badly by PostgreSQL)."""
-        pos: dict[str, tuple[int, str | None, str | None]] = {}
-        at: dict[int, tuple[str, str | None, str | None]] = {}
-        args = {"t": scope.tenant, "u": scope.user}
-        with self.engine.connect() as c:
-            for chunk in _chunks(list(event_ids)):
-                for i, seq, ses, st in c.execute(_Q_POSITIONS, {**args, "ids": list(chunk)}):
-                    pos[i] = (seq, ses, st)
-            want = sorted({p[0] - d for p in pos.values() for d in range(1, n + 1)} - {x for x in range(-n, 1)})
-            for chunk in _chunks(want):  # type: ignore[arg-type]
-                for seq, i, ses, st in c.execute(_Q_EVENTS_AT, {**args, "ids": list(chunk)}):
-                    at[seq] = (i, ses, st)
-        return pos, at
+        """``positions(event_ids)``, and ``events_at`` the ``n`` positions before each (two index
+        lookups: a range self-join is planned badly by PostgreSQL)."""
+        pos = self.positions(scope, event_ids)
+        want = {p[0] - d for p in pos.values() for d in range(1, n + 1)}
+        return pos, self.events_at(scope, [s for s in want if s > 0])
 
     def events_at(self, scope: Scope, seqs: Sequence[int]) -> dict[int, tuple[str, str | None, str | None]]:
         """``seq -> (event id, session_id, stream_id)`` for the user's events at those positions."""

@@ -88,7 +88,7 @@ def _key(folder: Path) -> str:
 class OnnxEncoder:
     """Embeds texts with an exported model: ``encode(texts) -> float32 (n, dim)``, not normalised."""
 
-    def __init__(self, folder: Path, threads: int = 0, spin: bool | None = None) -> None:
+    def __init__(self, folder: Path, threads: int = 0, spin: bool = False) -> None:
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
@@ -107,8 +107,6 @@ class OnnxEncoder:
         so.intra_op_num_threads = max(0, int(threads))
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
-        if spin is None:
-            spin = os.environ.get("MEMSVC_ORT_SPIN", "0") == "1"
         # Idle pool threads spin-wait by default, holding the cores that the store queries right after
         # an embedding need: off unless asked for.
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")

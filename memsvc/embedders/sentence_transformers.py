@@ -24,6 +24,7 @@ import numpy as np
 
 from memsvc._types import Matrix
 from memsvc.exceptions import ConfigError, MissingDependencyError, ModelError
+from memsvc.stores.base import normalize_rows
 
 __all__ = ["SentenceTransformerEmbedder", "default_model_path"]
 
@@ -157,8 +158,7 @@ class SentenceTransformerEmbedder:
                 out = enc.encode(list(texts), self.batch_size)
             except Exception as exc:
                 raise ModelError(f"embedding failed: {exc}") from exc
-            norms = np.linalg.norm(out, axis=1, keepdims=True)
-            return np.asarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
+            return normalize_rows(out)
         try:
             out = self._model().encode(
                 list(texts),

@@ -153,15 +153,6 @@ class HybridRetriever:
             tt = flt.time_to if tt is None else min(tt, flt.time_to)
         return VectorFilter(levels=flt.levels, session=flt.session, stream=flt.stream, time_from=tf, time_to=tt)
 
-    def _search(
-        self, scope: Scope, query: str, qv: np.ndarray, flt: VectorFilter, level: str, k: int, lexical_field: str | None,
-        sw: _Stopwatch | None = None,
-    ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-        sw = sw or _Stopwatch()
-        dense = self._dense(scope, qv, flt, level, k, sw)
-        lex = self._lex(scope, query, flt, level, k, lexical_field, sw) if lexical_field is not None else []
-        return dense, lex
-
     @staticmethod
     def _level(flt: VectorFilter, level: str) -> VectorFilter:
         return VectorFilter(levels=(level,), session=flt.session, stream=flt.stream, time_from=flt.time_from,
@@ -269,7 +260,8 @@ class HybridRetriever:
             if extra in (main, _EPISODE):
                 continue
             # summaries / semantic memories asked for explicitly compete as hits of their own
-            dx, lx = self._search(scope, query, qv, flt, extra, max(10, c // 4), "text", sw)
+            dx = self._dense(scope, qv, flt, extra, max(10, c // 4), sw)
+            lx = self._lex(scope, query, flt, extra, max(10, c // 4), "text", sw)
             ndx, nlx = _norm_dense(dx, cfg.dense_floor), _norm_lexical(lx)
             more = {u: r for u, r in self.sql.unit_heads(scope, sorted(set(ndx) | set(nlx)), bool(tc.spans)).items()
                     if r.level == extra and r.status not in ("superseded", "deleted")}

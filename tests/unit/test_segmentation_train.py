@@ -12,14 +12,10 @@ from memsvc.benchmarks import segmentation_train as st
 from memsvc.benchmarks.segdata import as_ingested, embed_dialogues, load_dialogues
 from memsvc.embedders import HashingEmbedder
 from memsvc.segmenters import BoundaryModel, BoundarySegmenter
+from tests.unit.test_segmenters import TOPICS as SEGMENTER_TOPICS
 
 TOPICS = [
-    ["I adopted a puppy last week.", "What breed is the puppy?", "A beagle, he is very playful.",
-     "Beagles need long walks every day."],
-    ["Did you watch the football match?", "Yes, our team scored twice.", "The goalkeeper was amazing.",
-     "I hope they win the league."],
-    ["I'm baking bread tonight.", "Do you use sourdough starter?", "Yes, my starter is three years old.",
-     "Fresh bread smells wonderful."],
+    *SEGMENTER_TOPICS,
     ["We are moving to Lisbon in May.", "Have you found a flat yet?", "Not yet, we visit three next week.",
      "Lisbon rents went up a lot."],
 ]
